@@ -1,0 +1,233 @@
+"""A DVC data registry (a git repository of ``.dvc`` pointers) and its remote, as a resource.
+
+Versioning a path is ``dvc add`` → ``dvc push`` → ``git commit`` of the pointer, in that order, under
+an exclusive file lock: a pointer is committed only once its data is on the remote, so a failed push
+leaves the registry as it was (the pointer restored, nothing committed). DVC is imported lazily.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import shutil
+import subprocess
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import dagster as dg
+import yaml
+from pydantic import Field
+
+from resources.home import default_home
+
+_GIT_TIMEOUT_SECONDS = 60
+
+
+class DvcVersioningError(RuntimeError):
+    """Versioning failed; the registry was left without the new pointer."""
+
+
+@dataclass(frozen=True)
+class DvcVersion:
+    """One committed version of a path in the registry."""
+
+    path: str  # relative to the registry root
+    md5: str  # DVC's content hash (``<hash>.dir`` for folders)
+    size_bytes: int
+    remote: str
+    remote_url: str
+    commit: str  # git commit of the registry holding the pointer
+    changed: bool  # False when the content was already the committed version
+
+
+class DvcResource(dg.ConfigurableResource):
+    """Where datasets are versioned. Defaults: ``<home>/data`` with a local remote ``<home>/dvc-remote``."""
+
+    repo_path: str = Field(default="", description="Data registry folder; empty means <home>/data.")
+    project_namespace: str = Field(
+        default="efficientai", description="Top folder of this project's datasets in the registry."
+    )
+    remote_name: str = Field(default="storage", description="Name of the default DVC remote.")
+    remote_url: str = Field(
+        default="",
+        description="Remote URL (local path, s3://, gs://, azure://); empty means <home>/dvc-remote.",
+    )
+    git_user_name: str = Field(default="efficientai", description="Author of registry commits.")
+    git_user_email: str = Field(default="efficientai@localhost", description="Their email.")
+
+    # -- paths ----------------------------------------------------------------------------
+
+    def root(self) -> Path:
+        return Path(self.repo_path).resolve() if self.repo_path else default_home().data_registry
+
+    def project_path(self, *parts: str) -> str:
+        """A registry-relative path inside this project's folder."""
+        return "/".join((self.project_namespace, *parts))
+
+    def resolved_remote_url(self) -> str:
+        return self.remote_url or str(default_home().dvc_remote)
+
+    # -- setup ----------------------------------------------------------------------------
+
+    def _git(self, *args: str) -> str:
+        result = subprocess.run(
+            ["git", "-C", str(self.root()), *args],
+            capture_output=True,
+            text=True,
+            timeout=_GIT_TIMEOUT_SECONDS,
+            check=False,
+        )
+        if result.returncode != 0:
+            raise DvcVersioningError(
+                f"git {' '.join(args)} failed in {self.root()}: {result.stderr.strip()}"
+            )
+        return result.stdout.strip()
+
+    @contextmanager
+    def _locked(self) -> Iterator[None]:
+        """Serialise registry writers across processes (DVC's own lock fails after ~3 s)."""
+        root = self.root()
+        root.parent.mkdir(parents=True, exist_ok=True)
+        lock_path = root.parent / f".{root.name}.lock"
+        with open(lock_path, "w") as handle:
+            fcntl.flock(handle, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(handle, fcntl.LOCK_UN)
+
+    def ensure_repo(self) -> Path:
+        """Create the registry (git + DVC + remote + identity) if missing; idempotent."""
+        with self._locked():
+            return self._ensure_repo_unlocked()
+
+    def _ensure_repo_unlocked(self) -> Path:
+        from dvc.repo import Repo
+
+        root = self.root()
+        root.mkdir(parents=True, exist_ok=True)
+        if not (root / ".git").exists():
+            self._git("init", "-q", "-b", "main")
+        # CI machines have no global git identity; the registry carries its own.
+        self._git("config", "user.name", self.git_user_name)
+        self._git("config", "user.email", self.git_user_email)
+        if not (root / ".dvc").exists():
+            Repo.init(str(root))
+        remote_url = self.resolved_remote_url()
+        if "://" not in remote_url:
+            Path(remote_url).mkdir(parents=True, exist_ok=True)
+        self._configure_remote(root, remote_url)
+        self._git("add", ".dvc/config", ".dvcignore")
+        if self._git("status", "--porcelain", "--", ".dvc/config", ".dvcignore"):
+            self._git("commit", "-q", "-m", "Configure DVC data registry")
+        return root
+
+    def _configure_remote(self, root: Path, remote_url: str) -> None:
+        config_path = root / ".dvc" / "config"
+        text = config_path.read_text() if config_path.exists() else ""
+        wanted = f"url = {remote_url}"
+        section = f"['remote \"{self.remote_name}\"']"
+        if section in text and wanted in text and f"remote = {self.remote_name}" in text:
+            return
+        from dvc.config import Config
+
+        config = Config(str(root / ".dvc"))
+        with config.edit("repo") as conf:
+            conf["remote"][self.remote_name] = {"url": remote_url}
+            conf["core"]["remote"] = self.remote_name
+            # No network calls home from a data registry.
+            conf["core"]["analytics"] = False
+            conf["core"]["autostage"] = True
+
+    # -- versioning -----------------------------------------------------------------------
+
+    def version(self, relative_path: str, message: str) -> DvcVersion:
+        """Track ``relative_path`` (file or folder inside the registry), push it, commit its pointer."""
+        with self._locked():
+            self._ensure_repo_unlocked()
+            return self._version_unlocked(relative_path, message)
+
+    def _version_unlocked(self, relative_path: str, message: str) -> DvcVersion:
+        from dvc.repo import Repo
+
+        root = self.root()
+        target = root / relative_path
+        if not target.exists():
+            raise DvcVersioningError(f"nothing to version: {target} does not exist")
+        pointer = Path(f"{target}.dvc")
+        gitignore = target.parent / ".gitignore"
+        rel_pointer = str(pointer.relative_to(root))
+        rel_gitignore = str(gitignore.relative_to(root))
+        backups = {path: path.read_bytes() for path in (pointer, gitignore) if path.exists()}
+
+        try:
+            with Repo(str(root)) as repo:
+                repo.add(str(target))
+                repo.push(targets=[str(target)], remote=self.remote_name)
+        except Exception as error:
+            self._restore(backups, (pointer, gitignore))
+            raise DvcVersioningError(
+                f"could not version {relative_path} to remote {self.remote_name!r} "
+                f"({self.resolved_remote_url()}): {error}; the registry was left unchanged"
+            ) from error
+
+        self._git("add", rel_pointer, rel_gitignore)
+        changed = bool(self._git("status", "--porcelain", "--", rel_pointer, rel_gitignore))
+        if changed:
+            self._git("commit", "-q", "-m", message, "--", rel_pointer, rel_gitignore)
+        return self._pointer_version(relative_path, self._git("rev-parse", "HEAD"), changed)
+
+    def _pointer_version(self, relative_path: str, commit: str, changed: bool) -> DvcVersion:
+        pointer = self.root() / f"{relative_path}.dvc"
+        out = yaml.safe_load(pointer.read_text())["outs"][0]
+        return DvcVersion(
+            path=relative_path,
+            md5=str(out["md5"]),
+            size_bytes=int(out.get("size", 0)),
+            remote=self.remote_name,
+            remote_url=self.resolved_remote_url(),
+            commit=commit,
+            changed=changed,
+        )
+
+    @staticmethod
+    def _restore(backups: dict[Path, bytes], paths: tuple[Path, ...]) -> None:
+        for path in paths:
+            if path in backups:
+                path.write_bytes(backups[path])
+            elif path.exists():
+                path.unlink()
+
+    def status(self) -> dict[str, object]:
+        """``dvc status -c`` against the remote: empty when every tracked file is pushed."""
+        from dvc.repo import Repo
+
+        with Repo(str(self.root())) as repo:
+            return dict(repo.status(cloud=True, remote=self.remote_name))
+
+    def current_version(self, relative_path: str) -> DvcVersion | None:
+        """The committed version of ``relative_path``, or None when it was never versioned."""
+        pointer = self.root() / f"{relative_path}.dvc"
+        if not pointer.is_file():
+            return None
+        commit = self._git("log", "-n1", "--format=%H", "--", f"{relative_path}.dvc")
+        return self._pointer_version(relative_path, commit, changed=False)
+
+    def checkout(self, relative_path: str) -> Path:
+        """The path's data in the registry's work tree, pulled from the remote when absent."""
+        from dvc.repo import Repo
+
+        if self.current_version(relative_path) is None:
+            raise DvcVersioningError(f"{relative_path} was never versioned in {self.root()}")
+        with self._locked(), Repo(str(self.root())) as repo:
+            repo.pull(targets=[str(self.root() / relative_path)], remote=self.remote_name)
+        return self.root() / relative_path
+
+    def workdir(self, relative_path: str, clean: bool = True) -> Path:
+        """A folder inside the registry to write a new version into (emptied first)."""
+        path = self.root() / relative_path
+        if clean and path.is_dir():
+            shutil.rmtree(path)
+        path.mkdir(parents=True, exist_ok=True)
+        return path

@@ -1,0 +1,245 @@
+"""MLflow tracking and registry as a Dagster resource, with explicit run ids.
+
+dagster-mlflow's ``mlflow_tracking`` opens one run per Dagster run and leaves it RUNNING unless a hook
+ends it; here every asset materialization owns exactly one run, created and ended through
+``MlflowClient`` so its final status is always FINISHED or FAILED. MLflow is imported lazily.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from typing import TYPE_CHECKING
+from urllib.parse import quote
+
+import dagster as dg
+from pydantic import Field
+
+from resources.home import default_home
+
+if TYPE_CHECKING:
+    from mlflow import MlflowClient
+    from mlflow.entities.model_registry import ModelVersion
+
+# MLflow's log_batch accepts at most 1000 metrics per request.
+_MAX_METRICS_PER_BATCH = 1000
+
+
+class MlflowRunFailed(RuntimeError):
+    """Raised when a run cannot be created; the message names the tracking URI."""
+
+
+class MlflowResource(dg.ConfigurableResource):
+    """Where runs, models and aliases live. Defaults: SQLite + local artifacts under the home."""
+
+    tracking_uri: str = Field(
+        default="",
+        description="MLflow tracking URI; empty means sqlite:///<EFFICIENTAI_HOME>/mlflow/mlflow.db.",
+    )
+    artifact_root: str = Field(
+        default="",
+        description="Artifact location for new experiments; empty means <home>/mlflow/artifacts "
+        "(only used with the embedded SQLite store; a tracking server decides its own).",
+    )
+    project_namespace: str = Field(
+        default="efficientai",
+        description="Prefix of experiment and registered-model names, keeping projects apart.",
+    )
+    ui_url: str = Field(
+        default="http://127.0.0.1:5000",
+        description="Where the MLflow UI for this store is served, for run links in metadata.",
+    )
+    username: str | None = Field(default=None, description="Basic-auth user (set via EnvVar).")
+    password: str | None = Field(default=None, description="Basic-auth password (set via EnvVar).")
+    http_max_retries: int = Field(
+        default=2, description="Retries against a tracking server before failing (MLflow's: 7)."
+    )
+    http_timeout_seconds: int = Field(default=30, description="Per-request timeout.")
+
+    # -- configuration -------------------------------------------------------------------
+
+    def resolved_tracking_uri(self) -> str:
+        return self.tracking_uri or default_home().mlflow_tracking_uri
+
+    def resolved_artifact_root(self) -> str | None:
+        uri = self.resolved_tracking_uri()
+        if not uri.startswith("sqlite:"):
+            return self.artifact_root or None
+        root = self.artifact_root or str(default_home().mlflow_artifacts)
+        return root if "://" in root else f"file://{os.path.abspath(root)}"
+
+    def _export_environment(self) -> None:
+        """MLflow reads credentials and retry policy only from the process environment."""
+        os.environ["MLFLOW_HTTP_REQUEST_MAX_RETRIES"] = str(self.http_max_retries)
+        os.environ["MLFLOW_HTTP_REQUEST_TIMEOUT"] = str(self.http_timeout_seconds)
+        os.environ.setdefault("MLFLOW_ALLOW_PICKLE_DESERIALIZATION", "false")
+        if self.username is not None:
+            os.environ["MLFLOW_TRACKING_USERNAME"] = self.username
+        if self.password is not None:
+            os.environ["MLFLOW_TRACKING_PASSWORD"] = self.password
+
+    def _ensure_local_store(self) -> None:
+        uri = self.resolved_tracking_uri()
+        if uri.startswith("sqlite:///"):
+            os.makedirs(os.path.dirname(uri.removeprefix("sqlite:///")) or ".", exist_ok=True)
+
+    def client(self) -> MlflowClient:
+        """An ``MlflowClient`` bound to this store (and the fluent API pointed at it too)."""
+        import mlflow
+
+        self._export_environment()
+        self._ensure_local_store()
+        uri = self.resolved_tracking_uri()
+        mlflow.set_tracking_uri(uri)
+        mlflow.set_registry_uri(uri)
+        return mlflow.MlflowClient(tracking_uri=uri, registry_uri=uri)
+
+    # -- naming ----------------------------------------------------------------------------
+
+    def experiment_name(self, name: str) -> str:
+        return f"{self.project_namespace}/{name}"
+
+    def model_name(self, name: str) -> str:
+        return f"{self.project_namespace}-{name}"
+
+    def run_url(self, experiment_id: str, run_id: str) -> str:
+        return f"{self.ui_url.rstrip('/')}/#/experiments/{experiment_id}/runs/{run_id}"
+
+    def model_version_url(self, model_name: str, version: str) -> str:
+        return f"{self.ui_url.rstrip('/')}/#/models/{quote(model_name, safe='')}/versions/{version}"
+
+    # -- experiments and runs -------------------------------------------------------------
+
+    def ensure_experiment(self, name: str, tags: Mapping[str, str] | None = None) -> str:
+        """The id of the namespaced experiment, created on first use (idempotent, race-safe)."""
+        from mlflow.exceptions import MlflowException
+
+        client = self.client()
+        full_name = self.experiment_name(name)
+        existing = client.get_experiment_by_name(full_name)
+        if existing is not None:
+            if existing.lifecycle_stage == "deleted":
+                client.restore_experiment(existing.experiment_id)
+            return str(existing.experiment_id)
+        try:
+            return str(
+                client.create_experiment(
+                    full_name,
+                    artifact_location=self.resolved_artifact_root_for(full_name),
+                    tags=dict(tags or {}),
+                )
+            )
+        except MlflowException:
+            again = client.get_experiment_by_name(full_name)
+            if again is None:
+                raise
+            return str(again.experiment_id)
+
+    def resolved_artifact_root_for(self, experiment_name: str) -> str | None:
+        root = self.resolved_artifact_root()
+        if root is None:
+            return None
+        return f"{root.rstrip('/')}/{quote(experiment_name, safe='')}"
+
+    @contextmanager
+    def run(
+        self,
+        experiment: str,
+        run_name: str,
+        tags: Mapping[str, str] | None = None,
+    ) -> Iterator[str]:
+        """Create a run, yield its id, end it FINISHED — or FAILED if the body raises.
+
+        The run is also made the fluent API's active run, so ``mlflow.pyfunc.log_model`` inside
+        the body logs into it; it is never left RUNNING.
+        """
+        import mlflow
+
+        client = self.client()
+        experiment_id = self.ensure_experiment(experiment)
+        try:
+            created = client.create_run(experiment_id, run_name=run_name, tags=dict(tags or {}))
+        except Exception as error:  # the store is unreachable or refuses the run
+            raise MlflowRunFailed(
+                f"could not create an MLflow run at {self.resolved_tracking_uri()}: {error}"
+            ) from error
+        run_id = created.info.run_id
+        status = "FAILED"
+        try:
+            with mlflow.start_run(run_id=run_id, nested=mlflow.active_run() is not None):
+                yield run_id
+                status = "FINISHED"
+        finally:
+            client.set_terminated(run_id, status=status)
+
+    def log_metrics_batch(
+        self,
+        run_id: str,
+        rows: Sequence[Mapping[str, float]],
+        step_key: str | None = None,
+    ) -> int:
+        """Log many metric rows in as few round-trips as MLflow allows; returns values logged.
+
+        Each row is one step (``row[step_key]`` or its index). NaN and infinite values are logged
+        as MLflow stores them (the quality check refuses to promote them).
+        """
+        from mlflow.entities import Metric
+        from mlflow.utils.time import get_current_time_millis
+
+        now = get_current_time_millis()
+        metrics: list[Metric] = []
+        for index, row in enumerate(rows):
+            step = int(row[step_key]) if step_key is not None else index
+            for key, value in row.items():
+                if key == step_key:
+                    continue
+                if isinstance(value, bool) or not isinstance(value, int | float):
+                    raise TypeError(f"metric {key!r} at step {step} is not a number: {value!r}")
+                metrics.append(Metric(key=key, value=float(value), timestamp=now, step=step))
+        client = self.client()
+        for start in range(0, len(metrics), _MAX_METRICS_PER_BATCH):
+            client.log_batch(run_id, metrics=metrics[start : start + _MAX_METRICS_PER_BATCH])
+        return len(metrics)
+
+    def log_params(self, run_id: str, params: Mapping[str, object]) -> None:
+        from mlflow.entities import Param
+
+        self.client().log_batch(
+            run_id, params=[Param(key, str(value)) for key, value in params.items()]
+        )
+
+    # -- registry -------------------------------------------------------------------------
+
+    def find_model_version(self, model_name: str, tags: Mapping[str, str]) -> ModelVersion | None:
+        """The newest READY version of ``model_name`` carrying every tag in ``tags``."""
+        from mlflow.exceptions import MlflowException
+
+        client = self.client()
+        try:
+            versions = client.search_model_versions(f"name = '{model_name}'")
+        except MlflowException:
+            return None
+        matching = [
+            version
+            for version in versions
+            if version.status == "READY"
+            and all(version.tags.get(key) == value for key, value in tags.items())
+        ]
+        return max(matching, key=lambda v: int(v.version), default=None)
+
+    def version_for_alias(self, model_name: str, alias: str) -> ModelVersion | None:
+        from mlflow.exceptions import MlflowException
+
+        try:
+            return self.client().get_model_version_by_alias(model_name, alias)
+        except MlflowException:
+            return None
+
+
+def finite_or_none(value: float | None) -> float | None:
+    """NaN/inf become None so they can never compare as 'better'."""
+    if value is None or not math.isfinite(value):
+        return None
+    return value
