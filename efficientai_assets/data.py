@@ -1,7 +1,5 @@
 """Data assets: the raw dataset and its train/validation splits, versioned in the DVC registry."""
 
-from __future__ import annotations
-
 import dagster as dg
 import pandas as pd
 

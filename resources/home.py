@@ -71,5 +71,54 @@ class EfficientAIHome:
         return self.root / "reports"
 
 
+    @property
+    def dagster_yaml(self) -> Path:
+        return self.dagster_home / "dagster.yaml"
+
+    def ensure_layout(self) -> None:
+        """Create every folder and, when missing, the Dagster instance config (never overwritten)."""
+        for folder in (
+            self.dagster_home,
+            self.mlflow_artifacts,
+            self.data_registry,
+            self.dvc_remote,
+            self.bentoml_home,
+            self.reports,
+        ):
+            folder.mkdir(parents=True, exist_ok=True)
+        if not self.dagster_yaml.exists():
+            self.dagster_yaml.write_text(DAGSTER_YAML)
+
+
+# The embedded Dagster instance: SQLite storage in DAGSTER_HOME; heavy MLX assets share pools whose
+# default limit is 1 (op granularity); run monitoring frees the slots of runs that died.
+DAGSTER_YAML = """\
+concurrency:
+  pools:
+    granularity: op
+    default_limit: 1
+run_monitoring:
+  enabled: true
+  poll_interval_seconds: 30
+  free_slots_after_run_end_seconds: 60
+telemetry:
+  enabled: false
+"""
+
+
 def default_home() -> EfficientAIHome:
     return EfficientAIHome.from_env()
+
+
+def main() -> None:
+    """``python -m resources.home``: create the home and print the variables that point at it."""
+    home = default_home()
+    home.ensure_layout()
+    print(f"export {HOME_ENV_VAR}={home.root}")
+    print(f"export DAGSTER_HOME={home.dagster_home}")
+    print(f"export BENTOML_HOME={home.bentoml_home}")
+    print(f"export MLFLOW_TRACKING_URI={home.mlflow_tracking_uri}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,100 @@
+"""The MLX training process: ``python -m efficientai_assets.train_worker REQUEST.json``.
+
+Training runs in its own child process so that its environment (a preloaded fast BLAS on Linux)
+stays confined to it, and so a crash in native code fails the step instead of the run process. The
+request names the splits and hyperparameters; the worker writes the weights, the config and the
+per-epoch history into the request's output folder, and nothing else.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import pandas as pd
+
+from efficientai_assets.datasets import split_features
+from efficientai_assets.mlp import CONFIG_FILENAME, EpochRecord, TrainingParams, save, train
+
+HISTORY_FILENAME = "history.json"
+RESULT_FILENAME = "result.json"
+
+
+class TrainingWorkerError(RuntimeError):
+    """The training process failed; the message carries its last error lines."""
+
+
+@dataclass(frozen=True)
+class TrainingRequest:
+    train_path: str
+    validation_path: str
+    label_column: str
+    output_dir: str
+    params: TrainingParams
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self))
+
+    @classmethod
+    def from_json(cls, text: str) -> TrainingRequest:
+        raw = json.loads(text)
+        params = raw.pop("params")
+        params["hidden_units"] = tuple(params["hidden_units"])
+        return cls(params=TrainingParams(**params), **raw)
+
+
+@dataclass(frozen=True)
+class TrainingResult:
+    output_dir: Path
+    device: str
+    history: list[EpochRecord]
+
+    @property
+    def config_path(self) -> Path:
+        return self.output_dir / CONFIG_FILENAME
+
+
+def run_training_process(
+    request: TrainingRequest, env: dict[str, str] | None = None, timeout_seconds: float = 3600
+) -> TrainingResult:
+    """Run the worker as a child process and read back what it wrote."""
+    out = Path(request.output_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    request_path = out / "request.json"
+    request_path.write_text(request.to_json())
+    completed = subprocess.run(
+        [sys.executable, "-m", "efficientai_assets.train_worker", str(request_path)],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=timeout_seconds,
+        check=False,
+    )
+    if completed.returncode != 0:
+        tail = "\n".join(completed.stderr.strip().splitlines()[-5:])
+        raise TrainingWorkerError(f"training process exited with {completed.returncode}: {tail}")
+    result = json.loads((out / RESULT_FILENAME).read_text())
+    history = [EpochRecord(**row) for row in json.loads((out / HISTORY_FILENAME).read_text())]
+    return TrainingResult(output_dir=out, device=result["device"], history=history)
+
+
+def main(request_path: str) -> None:
+    request = TrainingRequest.from_json(Path(request_path).read_text())
+    train_x, train_y, feature_names = split_features(
+        pd.read_parquet(request.train_path), request.label_column
+    )
+    val_x, val_y, _ = split_features(pd.read_parquet(request.validation_path), request.label_column)
+    outcome, model = train(train_x, train_y, val_x, val_y, feature_names, request.params)
+    out = Path(request.output_dir)
+    save(model, outcome.config, out)
+    (out / HISTORY_FILENAME).write_text(json.dumps([asdict(r) for r in outcome.history]))
+    (out / RESULT_FILENAME).write_text(json.dumps({"device": outcome.device}))
+
+
+if __name__ == "__main__":
+    if len(sys.argv) != 2:
+        sys.exit("usage: python -m efficientai_assets.train_worker REQUEST.json")
+    main(sys.argv[1])

@@ -1,0 +1,46 @@
+"""The resources of one project, wired the same way for the code location, tests and the client."""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import dagster as dg
+
+from resources.dvc_registry import DvcResource
+from resources.hardware import HardwareResource
+from resources.home import EfficientAIHome
+from resources.mlflow_tracking import MlflowResource
+
+DEFAULT_NAMESPACE = "efficientai"
+
+
+def _secret(name: str) -> dg.EnvVar | None:
+    """An optional credential: wired as an EnvVar (resolved at run time) only when it is set."""
+    return dg.EnvVar(name) if os.environ.get(name) else None
+
+
+def build_resources(
+    namespace: str = DEFAULT_NAMESPACE, home: EfficientAIHome | None = None
+) -> dict[str, Any]:
+    """Every resource the assets use. ``home=None`` resolves EFFICIENTAI_HOME when a run starts;
+    a given home pins every store under it (tests, scripts). Remote stores come from the
+    environment: ``EFFICIENTAI_MLFLOW_TRACKING_URI``, ``EFFICIENTAI_DVC_REMOTE_URL`` and the
+    credentials ``EFFICIENTAI_MLFLOW_USERNAME`` / ``EFFICIENTAI_MLFLOW_PASSWORD``."""
+    return {
+        "mlflow": MlflowResource(
+            tracking_uri=os.environ.get("EFFICIENTAI_MLFLOW_TRACKING_URI")
+            or (home.mlflow_tracking_uri if home else ""),
+            artifact_root=str(home.mlflow_artifacts) if home else "",
+            project_namespace=namespace,
+            username=_secret("EFFICIENTAI_MLFLOW_USERNAME"),
+            password=_secret("EFFICIENTAI_MLFLOW_PASSWORD"),
+        ),
+        "dvc": DvcResource(
+            repo_path=str(home.data_registry) if home else "",
+            remote_url=os.environ.get("EFFICIENTAI_DVC_REMOTE_URL")
+            or (str(home.dvc_remote) if home else ""),
+            project_namespace=namespace,
+        ),
+        "hardware": HardwareResource(),
+    }

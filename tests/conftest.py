@@ -1,0 +1,90 @@
+"""Shared fixtures: a temporary EFFICIENTAI_HOME, its resources, and a trained pipeline in it.
+
+Everything is real: an MLflow SQLite store, a git + DVC registry with a local remote, a Dagster
+instance, MLX training. ``trained_pipeline`` materializes data → candidate → champion once per test
+session; tests that need a fresh state build their own home with ``make_home``.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import dagster as dg
+import pytest
+
+from resources.defaults import build_resources
+from resources.home import EfficientAIHome
+
+# Keep MLflow from retrying a dead server for minutes, and never deserialise pickles.
+os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
+os.environ.setdefault("MLFLOW_ALLOW_PICKLE_DESERIALIZATION", "false")
+os.environ.setdefault("DVC_NO_ANALYTICS", "1")
+os.environ.setdefault("DAGSTER_DISABLE_TELEMETRY", "1")
+
+# Small but real: enough epochs to pass the quality floor on the sample data.
+FAST_TRAINING = {"epochs": 8, "hidden_units": [64], "batch_size": 64}
+
+
+@dataclass
+class PipelineHome:
+    home: EfficientAIHome
+    resources: dict[str, Any]
+    instance: dg.DagsterInstance
+
+    def materialize(
+        self, assets: list[Any], run_config: dict[str, Any] | None = None, raise_on_error: bool = True
+    ) -> dg.ExecuteInJobResult:
+        return dg.materialize(
+            assets,
+            resources=self.resources,
+            instance=self.instance,
+            run_config=run_config or {},
+            raise_on_error=raise_on_error,
+        )
+
+
+def make_home(root: Path) -> EfficientAIHome:
+    home = EfficientAIHome(root.resolve())
+    home.ensure_layout()
+    return home
+
+
+@pytest.fixture
+def home_factory(tmp_path: Path) -> Iterator[Callable[[str], PipelineHome]]:
+    """Fresh, isolated homes (each with its own Dagster instance) for tests that change state."""
+    stack: list[Any] = []
+
+    def factory(name: str = "home") -> PipelineHome:
+        home = make_home(tmp_path / name)
+        context = dg.instance_for_test(temp_dir=str(home.dagster_home))
+        instance = context.__enter__()
+        stack.append(context)
+        return PipelineHome(home, build_resources("test", home), instance)
+
+    yield factory
+    for context in reversed(stack):
+        context.__exit__(None, None, None)
+
+
+def training_run_config(**overrides: Any) -> dict[str, Any]:
+    return {"ops": {"candidate_model": {"config": {**FAST_TRAINING, **overrides}}}}
+
+
+@pytest.fixture(scope="session")
+def trained_pipeline(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PipelineHome]:
+    """One home in which data, splits, candidate and champion were materialized."""
+    from efficientai_assets.data import dataset_splits, raw_dataset
+    from efficientai_assets.training import candidate_model, champion_model
+
+    home = make_home(tmp_path_factory.mktemp("trained") / "home")
+    with dg.instance_for_test(temp_dir=str(home.dagster_home)) as instance:
+        pipeline = PipelineHome(home, build_resources("test", home), instance)
+        pipeline.materialize(
+            [raw_dataset, dataset_splits, candidate_model, champion_model],
+            run_config=training_run_config(),
+        )
+        yield pipeline
