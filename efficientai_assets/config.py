@@ -67,6 +67,9 @@ class TrainingConfig(dg.Config):
     priority: str = Field(
         default="normal", description="Gate priority: 'normal', or 'high' (may run at 'fair')."
     )
+    timeout_seconds: float = Field(
+        default=3600.0, gt=0, description="Wall-clock limit of the training process."
+    )
     force_retrain: bool = Field(
         default=False, description="Train even when an identical registered version exists."
     )

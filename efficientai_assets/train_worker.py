@@ -65,14 +65,19 @@ def run_training_process(
     out.mkdir(parents=True, exist_ok=True)
     request_path = out / "request.json"
     request_path.write_text(request.to_json())
-    completed = subprocess.run(
-        [sys.executable, "-m", "efficientai_assets.train_worker", str(request_path)],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=timeout_seconds,
-        check=False,
-    )
+    try:
+        completed = subprocess.run(
+            [sys.executable, "-m", "efficientai_assets.train_worker", str(request_path)],
+            capture_output=True,
+            text=True,
+            env=env,
+            timeout=timeout_seconds,
+            check=False,
+        )
+    except subprocess.TimeoutExpired as error:
+        raise TrainingWorkerError(
+            f"training process exceeded its {timeout_seconds:g} s limit and was stopped"
+        ) from error
     if completed.returncode != 0:
         tail = "\n".join(completed.stderr.strip().splitlines()[-5:])
         raise TrainingWorkerError(f"training process exited with {completed.returncode}: {tail}")

@@ -201,7 +201,7 @@ def candidate_model(
     )
     blas = describe_blas()
     provenance = {
-        TAG_DAGSTER_RUN_ID: context.run_id,
+        TAG_DAGSTER_RUN_ID: context.run.run_id,
         TAG_DAGSTER_ASSET_KEY: context.asset_key.to_user_string(),
         TAG_DATA_MD5: splits.md5,
         TAG_CODE_VERSION: TRAINING_CODE_VERSION,
@@ -216,7 +216,7 @@ def candidate_model(
         **recommendation.to_tags(),
         **blas.to_tags(),
     }
-    with mlflow.run(TRAINING_EXPERIMENT, f"candidate-{context.run_id[:8]}", run_tags) as run_id:
+    with mlflow.run(TRAINING_EXPERIMENT, f"candidate-{context.run.run_id[:8]}", run_tags) as run_id:
         experiment_id = mlflow.client().get_run(run_id).info.experiment_id
         mlflow.log_params(
             run_id,
@@ -239,6 +239,7 @@ def candidate_model(
                     params=params,
                 ),
                 env=training_process_env(),
+                timeout_seconds=config.timeout_seconds,
             )
             train_seconds = time.perf_counter() - started
             rows = [
@@ -374,7 +375,7 @@ def champion_model(
             )
         )
         client.set_registered_model_alias(name, CHAMPION_ALIAS, challenger.version)
-        client.set_model_version_tag(name, challenger.version, "efficientai.promoted_by", context.run_id)
+        client.set_model_version_tag(name, challenger.version, "efficientai.promoted_by", context.run.run_id)
         client.set_model_version_tag(name, challenger.version, "efficientai.promotion_reason", reason)
     current = challenger if promoted or champion is None else champion
     context.log.info(reason)

@@ -115,8 +115,8 @@ class DvcResource(dg.ConfigurableResource):
         if not (root / ".dvc").exists():
             Repo.init(str(root))
         remote_url = self.resolved_remote_url()
-        if "://" not in remote_url:
-            Path(remote_url).mkdir(parents=True, exist_ok=True)
+        if "://" not in remote_url and not Path(remote_url).exists():
+            Path(remote_url).mkdir(parents=True)
         self._configure_remote(root, remote_url)
         self._git("add", ".dvc/config", ".dvcignore")
         if self._git("status", "--porcelain", "--", ".dvc/config", ".dvcignore"):
@@ -167,6 +167,7 @@ class DvcResource(dg.ConfigurableResource):
                 repo.push(targets=[str(target)], remote=self.remote_name)
         except Exception as error:
             self._restore(backups, (pointer, gitignore))
+            self._git("reset", "-q", "--", rel_pointer, rel_gitignore)
             raise DvcVersioningError(
                 f"could not version {relative_path} to remote {self.remote_name!r} "
                 f"({self.resolved_remote_url()}): {error}; the registry was left unchanged"

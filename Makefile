@@ -1,0 +1,56 @@
+# efficientai — the README's commands. Only Python 3.11+ is needed: the first target that needs the
+# environment installs uv into .tools/ and the locked dependencies into .venv/.
+PYTHON ?= python3
+UV_VERSION := 0.13.9
+UV := .tools/bin/uv
+VENV := .venv
+PY := $(VENV)/bin/python
+
+EFFICIENTAI_HOME ?= $(CURDIR)/.efficientai
+export EFFICIENTAI_HOME
+export DAGSTER_HOME := $(EFFICIENTAI_HOME)/dagster
+export BENTOML_HOME := $(EFFICIENTAI_HOME)/bentoml
+export MLFLOW_HTTP_REQUEST_MAX_RETRIES ?= 2
+export MLFLOW_ALLOW_PICKLE_DESERIALIZATION := false
+export DVC_NO_ANALYTICS := 1
+export DAGSTER_DISABLE_TELEMETRY := 1
+
+.PHONY: setup run test lint dev mlflow-ui bench clean-home
+
+$(UV):
+	$(PYTHON) -m venv .tools
+	.tools/bin/python -m pip install --quiet --disable-pip-version-check "uv==$(UV_VERSION)"
+
+$(VENV)/.installed: pyproject.toml uv.lock | $(UV)
+	$(UV) sync --locked --python "$$($(PYTHON) -c 'import sys; print(sys.executable)')"
+	touch $@
+
+setup: $(VENV)/.installed
+
+## run: materialize every asset on the built-in sample with the embedded defaults
+run: setup
+	$(PY) -m resources.home > /dev/null
+	$(VENV)/bin/dagster job execute -m efficientai_assets.definitions -j efficientai_pipeline
+	$(PY) -m efficientai_assets.summary
+
+## test: the whole test suite on real components
+test: setup
+	$(VENV)/bin/pytest
+
+lint: setup
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy efficientai_assets resources sensors
+
+## dev: the Dagster UI (and daemon: schedules, sensors) on http://127.0.0.1:3000
+dev: setup
+	$(PY) -m resources.home > /dev/null
+	$(VENV)/bin/dagster dev -w workspace.yaml -h 127.0.0.1 -p 3000
+
+## mlflow-ui: the MLflow UI of the embedded store on http://127.0.0.1:5000
+mlflow-ui: setup
+	$(VENV)/bin/mlflow ui --backend-store-uri "sqlite:///$(EFFICIENTAI_HOME)/mlflow/mlflow.db" \
+		--default-artifact-root "$(EFFICIENTAI_HOME)/mlflow/artifacts" --host 127.0.0.1 --port 5000
+
+clean-home:
+	rm -rf "$(EFFICIENTAI_HOME)"

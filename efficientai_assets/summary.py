@@ -1,0 +1,43 @@
+"""``python -m efficientai_assets.summary``: where to look after a run, read from the Dagster instance."""
+
+from __future__ import annotations
+
+import dagster as dg
+
+from resources.home import default_home
+
+# (asset, metadata keys worth printing) in pipeline order.
+_WHAT_TO_SHOW: tuple[tuple[str, tuple[str, ...]], ...] = (
+    ("raw_dataset", ("dagster/row_count", "dvc_md5", "dvc_remote")),
+    ("dataset_splits", ("train_rows", "validation_rows", "dvc_md5")),
+    ("candidate_model", ("model_name", "model_version", "memoized", "val_accuracy", "mlflow_run_url")),
+    ("champion_model", ("champion_version", "promoted", "reason")),
+    ("model_bento", ("bento_tag", "bento_path")),
+    ("deployment", ("live_bento", "canary_share")),
+    ("drift_report", ("drift_share", "report_html")),
+)
+
+
+def _text(value: object) -> str:
+    inner = getattr(value, "value", value)
+    return str(getattr(inner, "path", inner))
+
+
+def main() -> None:
+    home = default_home()
+    instance = dg.DagsterInstance.get()
+    print(f"\nefficientai home: {home.root}")
+    print(f"  MLflow tracking URI: {home.mlflow_tracking_uri}  (UI: make mlflow-ui)")
+    print(f"  DVC registry: {home.data_registry}  remote: {home.dvc_remote}")
+    print(f"  Dagster home: {home.dagster_home}  (UI: make dev)")
+    for asset, keys in _WHAT_TO_SHOW:
+        event = instance.get_latest_materialization_event(dg.AssetKey(asset))
+        if event is None or event.asset_materialization is None:
+            continue
+        metadata = event.asset_materialization.metadata
+        shown = [f"{key}={_text(metadata[key])}" for key in keys if key in metadata]
+        print(f"  {asset}: " + ", ".join(shown))
+
+
+if __name__ == "__main__":
+    main()
