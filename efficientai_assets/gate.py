@@ -388,7 +388,7 @@ def step_state_path(
         Path(hw.gate_state_dir) if hw.gate_state_dir else Path(context.instance.storage_directory())
     )
     step_key = context.get_step_execution_context().step.key
-    return base / "hardware-gate" / _safe_name(context.run_id) / f"{_safe_name(step_key)}.json"
+    return base / "hardware-gate" / _safe_name(context.run.run_id) / f"{_safe_name(step_key)}.json"
 
 
 def _load_record(path: Path) -> StepGateRecord | None:
@@ -415,7 +415,7 @@ def _clear_record(path: Path) -> None:
 
 def _run_start_time(context: AssetExecutionContext | OpExecutionContext) -> float | None:
     try:
-        record = context.instance.get_run_record_by_id(context.run_id)
+        record = context.instance.get_run_record_by_id(context.run.run_id)
     except Exception:
         return None
     return record.start_time if record is not None else None

@@ -430,11 +430,16 @@ class CommandRunner(Protocol):
 class SubprocessRunner:
     """Runs the real commands: absolute paths, C locale, a timeout each, never a shell."""
 
-    def __init__(self, timeout_seconds: float) -> None:
+    def __init__(
+        self,
+        timeout_seconds: float,
+        commands: Mapping[str, tuple[str, ...]] = MACOS_COMMANDS,
+    ) -> None:
         self.timeout = timeout_seconds
+        self.commands = commands
 
     def run(self, name: str) -> tuple[str | None, str | None]:
-        argv = MACOS_COMMANDS[name]
+        argv = self.commands[name]
         try:
             done = subprocess.run(
                 argv,

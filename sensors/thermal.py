@@ -212,9 +212,17 @@ def build_thermal_gate_sensor(
     return _thermal_gate
 
 
+HEAVY_ASSET_KEYS: tuple[AssetKey, ...] = (AssetKey("candidate_model"), AssetKey("model_bento"))
+"""The project's heavy assets (pool ``heavy``): training and the bento build."""
+
+thermal_gate_sensor = build_thermal_gate_sensor(HEAVY_ASSET_KEYS)
+"""The sensor for the project's definitions (needs the ``hardware`` resource)."""
+
 __all__ = [
     "DEFAULT_SENSOR_NAME",
+    "HEAVY_ASSET_KEYS",
     "build_thermal_gate_sensor",
     "decode_cursor",
     "encode_cursor",
+    "thermal_gate_sensor",
 ]

@@ -44,7 +44,7 @@ def test_linux_machine_reports_psi_and_does_not_invent_a_thermal_state() -> None
     if not has_sensor:
         assert snap.thermal_state == "unknown"
         assert snap.to_metadata()["hardware.thermal_state"] == "unknown"
-        assert "no thermal sensors" in snap.to_metadata()["hardware.notes"]
+        assert "no thermal sensors" in str(snap.to_metadata()["hardware.notes"])
 
 
 def test_training_recommendation_is_tagged_and_bounded_by_the_data() -> None:
