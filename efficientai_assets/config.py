@@ -65,7 +65,9 @@ class TrainingConfig(dg.Config):
         default=0.9, ge=0.0, le=1.0, description="Floor of the blocking quality check."
     )
     priority: str = Field(
-        default="normal", description="Gate priority: 'normal', or 'high' (may run at 'fair')."
+        default="normal",
+        pattern="^(normal|high)$",
+        description="Gate priority: 'normal', or 'high' (may run at 'fair').",
     )
     timeout_seconds: float = Field(
         default=3600.0, gt=0, description="Wall-clock limit of the training process."

@@ -30,7 +30,7 @@ def _version_metadata(version: DvcVersion) -> dict[str, dg.MetadataValue]:
 
 
 def _preview(frame: pd.DataFrame, rows: int = 5, columns: int = 8) -> dg.MetadataValue:
-    shown = list(frame.columns[: columns - 1]) + [frame.columns[-1]]
+    shown = [*frame.columns[: columns - 1], frame.columns[-1]]
     return dg.MetadataValue.md(frame[shown].head(rows).to_markdown(index=False))
 
 
@@ -40,7 +40,9 @@ def _preview(frame: pd.DataFrame, rows: int = 5, columns: int = 8) -> dg.Metadat
     code_version=DATA_CODE_VERSION,
     description="The raw labelled dataset, validated and versioned as Parquet in the DVC registry.",
 )
-def raw_dataset(context: dg.AssetExecutionContext, config: RawDatasetConfig, dvc: DvcResource) -> dg.MaterializeResult:
+def raw_dataset(
+    context: dg.AssetExecutionContext, config: RawDatasetConfig, dvc: DvcResource
+) -> dg.MaterializeResult:
     if config.source_path:
         source = config.source_path
         frame = validate_dataset(read_table(config.source_path), config.label_column, source)
@@ -75,7 +77,9 @@ def raw_dataset(context: dg.AssetExecutionContext, config: RawDatasetConfig, dvc
     deps=[raw_dataset],
     description="Seeded, stratified train/validation splits of the raw dataset, versioned together.",
 )
-def dataset_splits(context: dg.AssetExecutionContext, config: SplitConfig, dvc: DvcResource) -> dg.MaterializeResult:
+def dataset_splits(
+    context: dg.AssetExecutionContext, config: SplitConfig, dvc: DvcResource
+) -> dg.MaterializeResult:
     from sklearn.model_selection import train_test_split
 
     raw_path = dvc.checkout(dvc.project_path(RAW_DATASET_DIR)) / RAW_DATASET_FILE
@@ -90,8 +94,12 @@ def dataset_splits(context: dg.AssetExecutionContext, config: SplitConfig, dvc: 
     folder = dvc.workdir(relative)
     train.reset_index(drop=True).to_parquet(folder / TRAIN_SPLIT_FILE, index=False)
     validation.reset_index(drop=True).to_parquet(folder / VALIDATION_SPLIT_FILE, index=False)
-    version = dvc.version(relative, f"splits (validation {config.validation_fraction}, seed {config.seed})")
-    context.log.info("splits: %d train / %d validation, md5 %s", len(train), len(validation), version.md5)
+    version = dvc.version(
+        relative, f"splits (validation {config.validation_fraction}, seed {config.seed})"
+    )
+    context.log.info(
+        "splits: %d train / %d validation, md5 %s", len(train), len(validation), version.md5
+    )
     return dg.MaterializeResult(
         data_version=dg.DataVersion(version.md5),
         metadata={

@@ -87,7 +87,9 @@ def validate_dataset(frame: pd.DataFrame, label_column: str, source: str) -> pd.
     return clean.reset_index(drop=True)
 
 
-def split_features(frame: pd.DataFrame, label_column: str) -> tuple[np.ndarray, np.ndarray, list[str]]:
+def split_features(
+    frame: pd.DataFrame, label_column: str
+) -> tuple[np.ndarray, np.ndarray, list[str]]:
     feature_columns = [c for c in frame.columns if c != label_column]
     return (
         frame[feature_columns].to_numpy(dtype=np.float32),

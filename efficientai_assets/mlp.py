@@ -8,6 +8,7 @@ share this one module. MLX is imported inside functions: this module is cheap to
 
 from __future__ import annotations
 
+import itertools
 import json
 import math
 import time
@@ -101,7 +102,7 @@ def _build_network(config: MLPConfig) -> nn.Module:
     class MLP(nn.Module):
         def __init__(self, sizes: Sequence[int]) -> None:
             super().__init__()
-            self.layers = [nn.Linear(i, o) for i, o in zip(sizes[:-1], sizes[1:], strict=True)]
+            self.layers = [nn.Linear(i, o) for i, o in itertools.pairwise(sizes)]
 
         def __call__(self, x: Any) -> Any:
             for layer in self.layers[:-1]:
@@ -140,8 +141,14 @@ def _label_indices(config: MLPConfig, labels: np.ndarray) -> np.ndarray:
     index = {c: i for i, c in enumerate(config.classes)}
     unknown = sorted({int(v) for v in labels} - index.keys())
     if unknown:
-        raise ValueError(f"labels {unknown} are not among the training classes {list(config.classes)}")
+        raise ValueError(
+            f"labels {unknown} are not among the training classes {list(config.classes)}"
+        )
     return np.asarray([index[int(v)] for v in labels], dtype=np.int32)
+
+
+def _scalar(value: Any) -> float:
+    return float(np.asarray(value))
 
 
 def train(
@@ -191,25 +198,23 @@ def train(
     for epoch in range(1, params.epochs + 1):
         started = time.perf_counter()
         order = mx.array(rng.permutation(n))
-        total, seen = 0.0, 0
+        batch_losses = []
         for start in range(0, n, params.batch_size):
             idx = order[start : start + params.batch_size]
-            loss = compiled_step(xs[idx], ys[idx])
+            batch_losses.append(compiled_step(xs[idx], ys[idx]) * idx.shape[0])
             mx.eval(state)
-            size = int(idx.shape[0])
-            total += float(loss.item()) * size
-            seen += size
+        train_loss = _scalar(mx.sum(mx.stack(batch_losses))) / n
         elapsed = time.perf_counter() - started
         logits = model(vx)
-        val_loss = float(nn.losses.cross_entropy(logits, vy, reduction="mean").item())
-        val_accuracy = float(mx.mean(mx.argmax(logits, axis=1) == vy).item())
+        val_loss = _scalar(nn.losses.cross_entropy(logits, vy, reduction="mean"))
+        val_accuracy = _scalar(mx.mean(mx.argmax(logits, axis=1) == vy))
         record = EpochRecord(
             epoch=epoch,
-            train_loss=total / max(seen, 1),
+            train_loss=train_loss,
             val_loss=val_loss,
             val_accuracy=val_accuracy,
             seconds=elapsed,
-            samples_per_second=seen / elapsed if elapsed > 0 else math.inf,
+            samples_per_second=n / elapsed if elapsed > 0 else math.inf,
         )
         outcome.history.append(record)
         if on_epoch is not None:

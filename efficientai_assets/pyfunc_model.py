@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-import mlflow
+from mlflow.pyfunc import PythonModel
 import numpy as np
 import pandas as pd
 from mlflow.models import set_model
@@ -19,7 +19,7 @@ except ImportError:  # loaded elsewhere: mlp.py travels with the model as a code
     from mlp import MLXClassifier  # type: ignore[no-redef]
 
 
-class MLXPyfuncModel(mlflow.pyfunc.PythonModel):  # type: ignore[misc]
+class MLXPyfuncModel(PythonModel):
     """Predicts the class and its probabilities for rows of features."""
 
     def load_context(self, context: Any) -> None:

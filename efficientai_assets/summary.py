@@ -10,7 +10,10 @@ from resources.home import default_home
 _WHAT_TO_SHOW: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("raw_dataset", ("dagster/row_count", "dvc_md5", "dvc_remote")),
     ("dataset_splits", ("train_rows", "validation_rows", "dvc_md5")),
-    ("candidate_model", ("model_name", "model_version", "memoized", "val_accuracy", "mlflow_run_url")),
+    (
+        "candidate_model",
+        ("model_name", "model_version", "memoized", "val_accuracy", "mlflow_run_url"),
+    ),
     ("champion_model", ("champion_version", "promoted", "reason")),
     ("model_bento", ("bento_tag", "bento_path")),
     ("deployment", ("live_bento", "canary_share")),

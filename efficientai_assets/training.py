@@ -6,7 +6,7 @@ import math
 import tempfile
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, cast
 
 import dagster as dg
 
@@ -32,7 +32,7 @@ from efficientai_assets.config import (
     TrainingConfig,
 )
 from efficientai_assets.data import dataset_splits
-from efficientai_assets.gate import enforce_heavy_gate
+from efficientai_assets.gate import Priority, enforce_heavy_gate
 from efficientai_assets.mlp import CONFIG_FILENAME, WEIGHTS_FILENAME, TrainingParams
 from efficientai_assets.provenance import git_sha, stable_hash
 from resources.dvc_registry import DvcResource, DvcVersion
@@ -53,9 +53,7 @@ MODEL_ARTIFACT_NAME = "model"
 def _splits_version(dvc: DvcResource) -> DvcVersion:
     version = dvc.current_version(dvc.project_path(SPLITS_DIR))
     if version is None:
-        raise dg.Failure(
-            f"no versioned splits in {dvc.root()}: materialize dataset_splits first"
-        )
+        raise dg.Failure(f"no versioned splits in {dvc.root()}: materialize dataset_splits first")
     return version
 
 
@@ -168,7 +166,7 @@ def candidate_model(
     from efficientai_assets.blas import describe_blas, training_process_env
     from efficientai_assets.train_worker import TrainingRequest, run_training_process
 
-    gate = enforce_heavy_gate(context, hardware, priority=config.priority)
+    gate = enforce_heavy_gate(context, hardware, priority=cast(Priority, config.priority))
     splits = _splits_version(dvc)
     config_hash = stable_hash(config.training_fingerprint_fields())
     fingerprint = stable_hash(
@@ -178,7 +176,9 @@ def candidate_model(
     if not config.force_retrain:
         existing = mlflow.find_model_version(model_name, {TAG_FINGERPRINT: fingerprint})
         if existing is not None:
-            context.log.info("reusing %s version %s (same fingerprint)", model_name, existing.version)
+            context.log.info(
+                "reusing %s version %s (same fingerprint)", model_name, existing.version
+            )
             return _memoized_result(mlflow, existing, config)
 
     folder = dvc.checkout(splits.path)
@@ -317,7 +317,9 @@ def candidate_model(
     )
 
 
-def _evaluate_on_validation(mlflow: MlflowResource, version: "ModelVersion", dvc: DvcResource) -> float:
+def _evaluate_on_validation(
+    mlflow: MlflowResource, version: "ModelVersion", dvc: DvcResource
+) -> float:
     """Accuracy of a registered version on the current validation split (loaded via pyfunc)."""
     import mlflow as mlflow_lib
     import pandas as pd
@@ -375,8 +377,12 @@ def champion_model(
             )
         )
         client.set_registered_model_alias(name, CHAMPION_ALIAS, challenger.version)
-        client.set_model_version_tag(name, challenger.version, "efficientai.promoted_by", context.run.run_id)
-        client.set_model_version_tag(name, challenger.version, "efficientai.promotion_reason", reason)
+        client.set_model_version_tag(
+            name, challenger.version, "efficientai.promoted_by", context.run.run_id
+        )
+        client.set_model_version_tag(
+            name, challenger.version, "efficientai.promotion_reason", reason
+        )
     current = challenger if promoted or champion is None else champion
     context.log.info(reason)
     return dg.MaterializeResult(
@@ -389,7 +395,9 @@ def champion_model(
                 str(champion.version) if champion is not None else "none"
             ),
             "challenger_val_accuracy": challenger_accuracy,
-            "champion_val_accuracy": challenger_accuracy if promoted else (champion_accuracy or 0.0),
+            "champion_val_accuracy": challenger_accuracy
+            if promoted
+            else (champion_accuracy or 0.0),
             "model_version_url": dg.MetadataValue.url(
                 mlflow.model_version_url(name, str(current.version))
             ),

@@ -70,7 +70,6 @@ class EfficientAIHome:
     def reports(self) -> Path:
         return self.root / "reports"
 
-
     @property
     def dagster_yaml(self) -> Path:
         return self.dagster_home / "dagster.yaml"

@@ -26,7 +26,7 @@ os.environ.setdefault("DVC_NO_ANALYTICS", "1")
 os.environ.setdefault("DAGSTER_DISABLE_TELEMETRY", "1")
 
 # Small but real: enough epochs to pass the quality floor on the sample data.
-FAST_TRAINING = {"epochs": 8, "hidden_units": [64], "batch_size": 64}
+FAST_TRAINING: dict[str, Any] = {"epochs": 8, "hidden_units": [64], "batch_size": 64}
 
 
 @dataclass
@@ -36,7 +36,10 @@ class PipelineHome:
     instance: dg.DagsterInstance
 
     def materialize(
-        self, assets: list[Any], run_config: dict[str, Any] | None = None, raise_on_error: bool = True
+        self,
+        assets: list[Any],
+        run_config: dict[str, Any] | None = None,
+        raise_on_error: bool = True,
     ) -> dg.ExecuteInJobResult:
         return dg.materialize(
             assets,
@@ -47,6 +50,9 @@ class PipelineHome:
         )
 
 
+HomeFactory = Callable[[str], PipelineHome]
+
+
 def make_home(root: Path) -> EfficientAIHome:
     home = EfficientAIHome(root.resolve())
     home.ensure_layout()
@@ -54,7 +60,7 @@ def make_home(root: Path) -> EfficientAIHome:
 
 
 @pytest.fixture
-def home_factory(tmp_path: Path) -> Iterator[Callable[[str], PipelineHome]]:
+def home_factory(tmp_path: Path) -> Iterator[HomeFactory]:
     """Fresh, isolated homes (each with its own Dagster instance) for tests that change state."""
     stack: list[Any] = []
 

@@ -149,11 +149,16 @@ def test_push_failure_leaves_no_committed_pointer(tmp_path: Path) -> None:
         dvc.version("p/raw", "should not be committed")
     assert dvc.current_version("p/raw") is None
     log = subprocess.run(
-        ["git", "-C", str(dvc.root()), "log", "--format=%s"], capture_output=True, text=True, check=True
+        ["git", "-C", str(dvc.root()), "log", "--format=%s"],
+        capture_output=True,
+        text=True,
+        check=True,
     ).stdout
     assert "should not be committed" not in log
     staged = subprocess.run(
         ["git", "-C", str(dvc.root()), "diff", "--cached", "--name-only"],
-        capture_output=True, text=True, check=True,
+        capture_output=True,
+        text=True,
+        check=True,
     ).stdout
     assert staged == ""

@@ -47,14 +47,34 @@ def test_asset_specs_snapshot() -> None:
             "pools": sorted(node.pools or []),
         }
     expected_core = {
-        "raw_dataset": {"group": "data", "kinds": ["dvc", "pandas"], "code_version": "1",
-                        "deps": [], "pools": []},
-        "dataset_splits": {"group": "data", "kinds": ["dvc", "pandas"], "code_version": "1",
-                           "deps": ["raw_dataset"], "pools": []},
-        "candidate_model": {"group": "training", "kinds": ["mlflow", "mlx"], "code_version": "1",
-                            "deps": ["dataset_splits"], "pools": ["heavy"]},
-        "champion_model": {"group": "training", "kinds": ["mlflow"], "code_version": "1",
-                           "deps": ["candidate_model"], "pools": []},
+        "raw_dataset": {
+            "group": "data",
+            "kinds": ["dvc", "pandas"],
+            "code_version": "1",
+            "deps": [],
+            "pools": [],
+        },
+        "dataset_splits": {
+            "group": "data",
+            "kinds": ["dvc", "pandas"],
+            "code_version": "1",
+            "deps": ["raw_dataset"],
+            "pools": [],
+        },
+        "candidate_model": {
+            "group": "training",
+            "kinds": ["mlflow", "mlx"],
+            "code_version": "1",
+            "deps": ["dataset_splits"],
+            "pools": ["heavy"],
+        },
+        "champion_model": {
+            "group": "training",
+            "kinds": ["mlflow"],
+            "code_version": "1",
+            "deps": ["candidate_model"],
+            "pools": [],
+        },
     }
     assert {k: snapshot[k] for k in expected_core} == expected_core
     check_keys = {str(c.name) for c in graph.asset_check_keys}

@@ -7,7 +7,7 @@ import subprocess
 
 import dagster as dg
 import pytest
-from conftest import FAST_TRAINING, PipelineHome, training_run_config
+from conftest import FAST_TRAINING, HomeFactory, PipelineHome, training_run_config
 from mlflow import MlflowClient
 
 from efficientai_assets.config import (
@@ -38,7 +38,9 @@ def _metadata(pipeline: PipelineHome, asset: str) -> dict[str, object]:
 
 def _training_runs(pipeline: PipelineHome) -> list:
     mlflow = pipeline.resources["mlflow"]
-    experiment = _client(pipeline).get_experiment_by_name(mlflow.experiment_name(TRAINING_EXPERIMENT))
+    experiment = _client(pipeline).get_experiment_by_name(
+        mlflow.experiment_name(TRAINING_EXPERIMENT)
+    )
     assert experiment is not None
     return _client(pipeline).search_runs([experiment.experiment_id])
 
@@ -54,11 +56,16 @@ def test_data_assets_version_parquet_in_dvc_and_push_it(trained_pipeline: Pipeli
     assert dvc.status() == {}
     assert any((trained_pipeline.home.dvc_remote / "files" / "md5").rglob("*"))
     # The DVC md5 is the asset's data version.
-    record = trained_pipeline.instance.get_latest_materialization_event(dg.AssetKey("dataset_splits"))
+    record = trained_pipeline.instance.get_latest_materialization_event(
+        dg.AssetKey("dataset_splits")
+    )
     assert record is not None and record.asset_materialization is not None
-    assert record.asset_materialization.tags["dagster/data_version"] == splits.md5
+    assert (record.asset_materialization.tags or {})["dagster/data_version"] == splits.md5
     log = subprocess.run(
-        ["git", "-C", str(dvc.root()), "log", "--format=%s"], capture_output=True, text=True, check=True
+        ["git", "-C", str(dvc.root()), "log", "--format=%s"],
+        capture_output=True,
+        text=True,
+        check=True,
     ).stdout
     assert "raw dataset from built-in sample" in log and "splits" in log
 
@@ -71,13 +78,23 @@ def test_candidate_is_one_finished_run_with_batched_epoch_metrics(
     run = runs[0]
     assert run.info.status == "FINISHED"
     history = _client(trained_pipeline).get_metric_history(run.info.run_id, "val_accuracy")
-    assert [m.step for m in history] == list(range(1, FAST_TRAINING["epochs"] + 1))
+    assert [m.step for m in history] == list(range(1, int(FAST_TRAINING["epochs"]) + 1))
     assert run.data.params["epochs"] == str(FAST_TRAINING["epochs"])
-    for tag in (TAG_DAGSTER_RUN_ID, TAG_DAGSTER_ASSET_KEY, TAG_DATA_MD5, TAG_GIT_SHA, TAG_FINGERPRINT):
+    for tag in (
+        TAG_DAGSTER_RUN_ID,
+        TAG_DAGSTER_ASSET_KEY,
+        TAG_DATA_MD5,
+        TAG_GIT_SHA,
+        TAG_FINGERPRINT,
+    ):
         assert run.data.tags.get(tag), f"run lacks tag {tag}"
     assert run.data.tags[TAG_DAGSTER_ASSET_KEY] == "candidate_model"
     assert run.data.tags["hardware.start.thermal_state"] in {
-        "nominal", "fair", "serious", "critical", "unknown"
+        "nominal",
+        "fair",
+        "serious",
+        "critical",
+        "unknown",
     }
     metadata = _metadata(trained_pipeline, "candidate_model")
     assert str(metadata["mlflow_run_url"]).endswith(run.info.run_id)
@@ -116,7 +133,7 @@ def test_unchanged_data_code_and_config_train_nothing(trained_pipeline: Pipeline
     assert len(_training_runs(trained_pipeline)) == runs_before
 
 
-def test_a_changed_config_trains_and_registers_a_new_version(home_factory) -> None:  # type: ignore[no-untyped-def]
+def test_a_changed_config_trains_and_registers_a_new_version(home_factory: HomeFactory) -> None:
     pipeline = home_factory("retrain")
     pipeline.materialize([raw_dataset, dataset_splits, candidate_model], training_run_config())
     result = pipeline.materialize([candidate_model], training_run_config(seed=7))
@@ -127,7 +144,7 @@ def test_a_changed_config_trains_and_registers_a_new_version(home_factory) -> No
     assert str(_client(pipeline).get_model_version_by_alias(name, CHALLENGER_ALIAS).version) == "2"
 
 
-def test_failing_quality_check_blocks_the_champion(home_factory) -> None:  # type: ignore[no-untyped-def]
+def test_failing_quality_check_blocks_the_champion(home_factory: HomeFactory) -> None:
     pipeline = home_factory("blocked")
     result = pipeline.materialize(
         [raw_dataset, dataset_splits, candidate_model, champion_model],
@@ -136,19 +153,29 @@ def test_failing_quality_check_blocks_the_champion(home_factory) -> None:  # typ
     )
     checks = result.get_asset_check_evaluations()
     assert [c.passed for c in checks] == [False]
-    materialized = {m.asset_key.to_user_string() for m in result.get_asset_materialization_events()
-                    if m.asset_key is not None}
+    materialized = {
+        m.asset_key.to_user_string()
+        for m in result.get_asset_materialization_events()
+        if m.asset_key is not None
+    }
     assert "champion_model" not in materialized
     name = pipeline.resources["mlflow"].model_name(MODEL_NAME)
     assert pipeline.resources["mlflow"].version_for_alias(name, CHAMPION_ALIAS) is None
-    assert _client(pipeline).get_model_version_by_alias(name, CHALLENGER_ALIAS).tags[TAG_QUALITY] == "failed"
+    assert (
+        _client(pipeline).get_model_version_by_alias(name, CHALLENGER_ALIAS).tags[TAG_QUALITY]
+        == "failed"
+    )
 
 
-def test_training_failure_leaves_a_failed_run_and_no_model_version(home_factory) -> None:  # type: ignore[no-untyped-def]
+def test_training_failure_leaves_a_failed_run_and_no_model_version(
+    home_factory: HomeFactory,
+) -> None:
     pipeline = home_factory("killed")
     pipeline.materialize([raw_dataset, dataset_splits])
     result = pipeline.materialize(
-        [candidate_model], training_run_config(epochs=500, timeout_seconds=0.5), raise_on_error=False
+        [candidate_model],
+        training_run_config(epochs=500, timeout_seconds=0.5),
+        raise_on_error=False,
     )
     assert not result.success
     failure = result.failure_data_for_node("candidate_model")
@@ -159,7 +186,7 @@ def test_training_failure_leaves_a_failed_run_and_no_model_version(home_factory)
     assert _client(pipeline).search_model_versions(f"name = '{name}'") == []
 
 
-def test_champion_stays_when_challenger_is_worse(home_factory) -> None:  # type: ignore[no-untyped-def]
+def test_champion_stays_when_challenger_is_worse(home_factory: HomeFactory) -> None:
     pipeline = home_factory("worse")
     pipeline.materialize(
         [raw_dataset, dataset_splits, candidate_model, champion_model], training_run_config()
