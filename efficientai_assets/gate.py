@@ -162,13 +162,18 @@ class GateState:
     @classmethod
     def from_json(cls, data: Any) -> GateState:
         """Parse a stored state; anything unreadable starts clear rather than failing a tick."""
-        if not isinstance(data, dict):
+        if not isinstance(data, dict) or data.get("phase") not in ("clear", "suspect", "hold"):
             return cls()
-        try:
-            state = cls(**{k: data[k] for k in cls.__dataclass_fields__ if k in data})
-        except TypeError:
+        bad = data.get("consecutive_bad", 0)
+        times = [data.get(k) for k in ("held_since", "good_since", "last_reading_at")]
+        if not isinstance(bad, int) or isinstance(bad, bool) or bad < 0:
             return cls()
-        return state if state.phase in ("clear", "suspect", "hold") else cls()
+        if not all(
+            t is None or (isinstance(t, int | float) and not isinstance(t, bool)) for t in times
+        ):
+            return cls()
+        held, good, last = (None if t is None else float(t) for t in times)
+        return cls(data["phase"], bad, held, good, last)
 
 
 @dataclass(frozen=True)
@@ -421,6 +426,20 @@ def _run_start_time(context: AssetExecutionContext | OpExecutionContext) -> floa
     return record.start_time if record is not None else None
 
 
+def _record_hold(
+    context: AssetExecutionContext | OpExecutionContext, decision: GateDecision
+) -> None:
+    """An observation per held asset, so every hold shows in the asset's history in the UI."""
+    from dagster import AssetObservation
+
+    try:
+        keys = list(context.selected_asset_keys)
+    except Exception:  # an op outside any asset has no keys to observe
+        keys = []
+    for key in keys:
+        context.log_event(AssetObservation(asset_key=key, metadata=dict(decision.to_metadata())))
+
+
 def enforce_heavy_gate(
     context: AssetExecutionContext | OpExecutionContext,
     hw: HardwareResource,
@@ -430,8 +449,9 @@ def enforce_heavy_gate(
 ) -> GateDecision:
     """Check the gate at the start of a heavy step.
 
-    Returns the decision on "go". On "hold" raises ``dagster.RetryRequested`` (the step
-    leaves its pool slot and is re-checked after a jittered backoff; nothing sleeps here).
+    Returns the decision on "go". On "hold" records an AssetObservation with the decision
+    and readings, then raises ``dagster.RetryRequested`` (the step leaves its pool slot and
+    is re-checked after a jittered backoff; nothing sleeps here).
     Once held longer than ``gate_max_wait_seconds`` raises ``dagster.Failure`` naming the
     readings and the reason.
     """
@@ -491,6 +511,7 @@ def enforce_heavy_gate(
         f"Readings: {readings}"
     )
     context.log.warning(message)
+    _record_hold(context, decision)
     raise RetryRequested(
         max_retries=max_retries_bound(policy), seconds_to_wait=wait
     ) from GateHeldError(message)

@@ -159,6 +159,8 @@ def test_state_json_round_trip_and_corrupt_state_starts_clear() -> None:
     assert GateState.from_json(state.to_json()) == state
     assert GateState.from_json({"phase": "melting"}) == GateState()
     assert GateState.from_json("nonsense") == GateState()
+    assert GateState.from_json({"phase": "hold", "consecutive_bad": "3"}) == GateState()
+    assert GateState.from_json({"phase": "hold", "held_since": "yesterday"}) == GateState()
 
 
 def test_policy_comes_from_resource_config() -> None:

@@ -85,6 +85,18 @@ def test_held_step_requests_retries_and_succeeds_once_the_trace_clears(
     assert metadata["gate.held_seconds"] == 180.0
     assert metadata["gate.checks"] == 4
     assert metadata["hardware.start.thermal_state"] == "nominal"
+    # every hold is in the asset's history with its reason and readings
+    observations = instance.fetch_observations(dg.AssetKey("heavy_model"), limit=10).records
+    held = [
+        o.asset_observation
+        for o in observations
+        if o.asset_observation and o.event_log_entry.run_id == result.run_id
+    ]
+    assert sorted(str(o.metadata["gate.state"].value) for o in held) == ["hold", "hold", "suspect"]
+    assert all(o.metadata["gate.decision"].value == "hold" for o in held)
+    assert all(
+        o.metadata["hardware.start.thermal_state"].value in ("serious", "nominal") for o in held
+    )
     # a finished step leaves no gate state behind
     assert not list(Path(instance.storage_directory()).glob("hardware-gate/*/*.json"))
 
