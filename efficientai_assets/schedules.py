@@ -1,0 +1,29 @@
+"""The monitoring job (a day's batch → its drift report) and its daily schedule.
+
+The schedule starts STOPPED: it needs a champion to compare against, and on a fresh home it
+would fail nightly until one exists. Turn it on in the UI (Automation) or with
+``dagster schedule start monitoring_daily``.
+"""
+
+import dagster as dg
+
+from efficientai_assets.monitoring import daily_partitions, drift_report, inference_batch
+
+MONITORING_JOB = "monitoring_job"
+MONITORING_SCHEDULE = "monitoring_daily"
+
+monitoring_job = dg.define_asset_job(
+    MONITORING_JOB,
+    selection=dg.AssetSelection.assets(inference_batch, drift_report),
+    partitions_def=daily_partitions,
+    executor_def=dg.in_process_executor,
+    description="A day's inference batch and its drift report (with the drift-share WARN check).",
+)
+
+monitoring_schedule = dg.build_schedule_from_partitioned_job(
+    monitoring_job,
+    name=MONITORING_SCHEDULE,
+    hour_of_day=1,
+    default_status=dg.DefaultScheduleStatus.STOPPED,
+    description="Every day at 01:00 (UTC): yesterday's batch and its drift report.",
+)

@@ -1,0 +1,733 @@
+"""Data drift with Evidently behind an explicit schema, frame validation and bounded sampling.
+
+Evidently 0.7 infers column types when it is not told, and then silently drops a column missing
+from the current data, reports "no drift" on one row, raises a false alarm when categories are
+int-coded on one side and strings on the other, and crashes on a column that changed type. Here
+every frame is checked against a declared :class:`DriftSchema` first, and any such problem is an
+error naming the column.
+
+Large frames are sampled: each side is reduced to a uniform random sample of at most ``n`` rows,
+with ``n = ceil(ln(2/alpha) / (2 * eps**2))``. By the Dvoretzky–Kiefer–Wolfowitz inequality the
+empirical CDF of such a sample is within ``eps`` (sup norm) of the full frame's CDF with
+probability at least ``1 - alpha``, so a Kolmogorov–Smirnov distance moves by at most ``2 * eps``
+and a normed Wasserstein distance by at most ``eps * (range_ref + range_cur) / std_ref`` (reported
+per column). Defaults ``eps = 0.02`` and ``alpha = 0.001`` give 9,502 rows per side (a KS
+distance within 0.04 of the full-data value; the typical error is ~1/sqrt(n) = 0.01). A frame at or
+under ``n`` rows is used whole (no error). P-value tests on a random sample stay valid tests of
+the same null hypothesis; they only lose power.
+
+The reference side is profiled once (its sample, dtypes, categories, ranges) and reused for
+every current batch, in memory and on disk. Evidently is imported inside functions only: it
+costs 8–13 s per process.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import os
+import re
+import warnings
+from collections import OrderedDict
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import dagster as dg
+import numpy as np
+import pandas as pd
+from pydantic import Field
+
+from resources.home import default_home
+
+NumericalMethod = Literal[
+    "wasserstein", "ks", "psi", "jensenshannon", "kl_div", "hellinger", "ed",
+    "anderson", "cramer_von_mises", "mannw", "t_test",
+]  # fmt: skip
+CategoricalMethod = Literal[
+    "jensenshannon", "chisquare", "z", "psi", "kl_div", "hellinger", "TVD", "fisher_exact", "g_test"
+]
+# Methods whose score is a p-value (drift when score < threshold); the others are distances.
+P_VALUE_METHODS = frozenset(
+    [
+        "ks",
+        "chisquare",
+        "z",
+        "anderson",
+        "cramer_von_mises",
+        "mannw",
+        "t_test",
+        "TVD",
+        "fisher_exact",
+        "g_test",
+    ]
+)
+_PARTITION_KEY = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,99}$")
+_PROFILE_CACHE_SIZE = 4
+_PROFILE_CACHE: OrderedDict[str, ReferenceProfile] = OrderedDict()
+
+
+class DriftInputError(ValueError):
+    """A frame cannot be compared; the message names the column and the problem."""
+
+
+# ---- schema and settings --------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class DriftSchema:
+    """Which columns are compared, and how: declared, never inferred from dtypes.
+
+    ``target`` (the label) is validated when present but not drift-tested: labels often arrive
+    late, and the drift share must mean the same thing with or without them.
+    """
+
+    numerical: tuple[str, ...]
+    categorical: tuple[str, ...] = ()
+    target: str | None = None
+
+    def __post_init__(self) -> None:
+        columns = [*self.numerical, *self.categorical]
+        if not columns:
+            raise DriftInputError(
+                "a drift schema needs at least one numerical or categorical column"
+            )
+        duplicated = sorted({c for c in columns if columns.count(c) > 1})
+        if duplicated:
+            raise DriftInputError(f"drift schema declares columns more than once: {duplicated}")
+        if self.target is not None and self.target in columns:
+            raise DriftInputError(f"target {self.target!r} is also declared as a feature column")
+
+    @property
+    def features(self) -> tuple[str, ...]:
+        return (*self.numerical, *self.categorical)
+
+    @classmethod
+    def for_features(cls, columns: Sequence[str], target: str | None = "label") -> DriftSchema:
+        """The project's data contract: every column except the label is a numeric feature
+        (``efficientai_assets.datasets.validate_dataset`` enforces it on the training data)."""
+        return cls(numerical=tuple(c for c in columns if c != target), target=target)
+
+    def to_json(self) -> dict[str, Any]:
+        return {"numerical": list(self.numerical), "categorical": list(self.categorical),
+                "target": self.target}  # fmt: skip
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> DriftSchema:
+        return cls(
+            tuple(data["numerical"]), tuple(data.get("categorical") or ()), data.get("target")
+        )
+
+
+def rows_for_error(epsilon: float, confidence: float) -> int:
+    """Sample size at which an empirical CDF is within ``epsilon`` with this confidence (DKW)."""
+    if not 0 < epsilon < 1 or not 0 < confidence < 1:
+        raise ValueError("epsilon and confidence must both lie strictly between 0 and 1")
+    return math.ceil(math.log(2.0 / (1.0 - confidence)) / (2.0 * epsilon**2))
+
+
+def cdf_error(rows_used: int, rows_total: int, confidence: float) -> float:
+    """The DKW bound for a sample of ``rows_used`` out of ``rows_total`` (0 when not sampled)."""
+    if rows_used >= rows_total:
+        return 0.0
+    return math.sqrt(math.log(2.0 / (1.0 - confidence)) / (2.0 * rows_used))
+
+
+@dataclass(frozen=True)
+class DriftSettings:
+    """Everything that decides a drift verdict; the resource's fields map onto it one to one."""
+
+    drift_share_threshold: float = 0.3
+    numerical_method: str = "wasserstein"
+    numerical_threshold: float = 0.1
+    categorical_method: str = "jensenshannon"
+    categorical_threshold: float = 0.1
+    sample_error: float = 0.02
+    sample_confidence: float = 0.999
+    min_rows: int = 30
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if not 0 < self.drift_share_threshold <= 1:
+            raise ValueError("drift_share_threshold must be in (0, 1]")
+        if self.min_rows < 1:
+            raise ValueError("min_rows must be at least 1")
+        rows_for_error(self.sample_error, self.sample_confidence)
+
+    @property
+    def max_rows(self) -> int:
+        return rows_for_error(self.sample_error, self.sample_confidence)
+
+    def fingerprint(self, schema: DriftSchema) -> str:
+        payload = {"settings": asdict(self), "schema": schema.to_json()}
+        text = json.dumps(payload, sort_keys=True)
+        return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+# ---- validation ------------------------------------------------------------------------------
+
+
+def _kind(series: pd.Series) -> str:
+    """A coarse type: 'number', 'bool', 'string', 'category' or the dtype's name."""
+    dtype = series.dtype
+    if pd.api.types.is_bool_dtype(dtype):
+        return "bool"
+    if pd.api.types.is_numeric_dtype(dtype):
+        return "number"
+    if isinstance(dtype, pd.CategoricalDtype):
+        return "category"
+    if pd.api.types.is_string_dtype(dtype) or dtype is np.dtype(object):
+        return "string"
+    return str(dtype)
+
+
+def _category_kind(series: pd.Series) -> str:
+    """How categories are coded: 'int', 'float', 'str', 'bool' or 'mixed'."""
+    values = series.cat.categories if isinstance(series.dtype, pd.CategoricalDtype) else series
+    if pd.api.types.is_bool_dtype(values.dtype):
+        return "bool"
+    if pd.api.types.is_integer_dtype(values.dtype):
+        return "int"
+    if pd.api.types.is_float_dtype(values.dtype):
+        non_null = pd.Series(values).dropna()
+        return "int" if bool(np.all(np.mod(non_null, 1) == 0)) else "float"
+    kinds = {type(v).__name__ for v in pd.Series(values).dropna().unique()[:1000]}
+    if kinds <= {"str"}:
+        return "str"
+    if kinds <= {"int", "int64", "int32"}:
+        return "int"
+    return "mixed"
+
+
+def _category_values(series: pd.Series) -> list[Any]:
+    values = pd.Series(series).dropna().unique()
+    return sorted((v.item() if hasattr(v, "item") else v for v in values), key=str)
+
+
+def validate_frame(
+    frame: pd.DataFrame,
+    schema: DriftSchema,
+    role: str,
+    min_rows: int = 1,
+    reference: ReferenceProfile | None = None,
+) -> None:
+    """Raise :class:`DriftInputError` for anything that would make a drift verdict meaningless.
+
+    Checks: declared columns present (with a hint when one looks renamed), numeric columns
+    numeric, no all-NaN or infinite column, enough rows, and — against a reference profile —
+    no type change and categories coded the same way. Works column by column, never copying
+    the frame.
+    """
+    if not isinstance(frame, pd.DataFrame):
+        raise DriftInputError(f"{role} must be a pandas DataFrame, got {type(frame).__name__}")
+    if frame.columns.has_duplicates:
+        dupes = sorted({str(c) for c in frame.columns[frame.columns.duplicated()]})
+        raise DriftInputError(f"{role} has duplicate column names: {dupes}")
+    missing = [c for c in schema.features if c not in frame.columns]
+    if missing:
+        expected = {*schema.features, *([schema.target] if schema.target else [])}
+        unexpected = [str(c) for c in frame.columns if c not in expected]
+        hint = f"; it has unexpected columns {unexpected[:10]} (renamed?)" if unexpected else ""
+        raise DriftInputError(f"{role} is missing column(s) {missing[:10]}{hint}")
+    rows = len(frame)
+    if rows == 0:
+        raise DriftInputError(f"{role} is empty (0 rows)")
+    if rows < min_rows:
+        raise DriftInputError(
+            f"{role} has {rows} rows; at least {min_rows} are needed for a drift test "
+            "(a handful of rows reads as 'no drift' whatever the data)"
+        )
+    for column in schema.numerical:
+        series = frame[column]
+        kind = _kind(series)
+        if kind != "number":
+            was = f" (reference: {reference.dtypes[column]})" if reference is not None else ""
+            raise DriftInputError(
+                f"{role} column {column!r} has type {series.dtype} ({kind}); "
+                f"a numerical column is expected{was}"
+            )
+        values = series.to_numpy(dtype=np.float64, copy=False)
+        nan = np.isnan(values)
+        if nan.all():
+            raise DriftInputError(f"{role} column {column!r} is entirely NaN")
+        if np.isinf(values).any():
+            raise DriftInputError(
+                f"{role} column {column!r} has {int(np.isinf(values).sum())} infinite values"
+            )
+    categorical = [*schema.categorical]
+    if schema.target is not None and schema.target in frame.columns:
+        categorical.append(schema.target)
+    for column in categorical:
+        series = frame[column]
+        if series.isna().all():
+            raise DriftInputError(f"{role} column {column!r} is entirely NaN")
+        if reference is None or column not in reference.categories:
+            continue
+        coded = _category_kind(series)
+        ref_coded = reference.category_kinds[column]
+        if coded != ref_coded:
+            sample = _category_values(series)[:3]
+            ref_sample = list(reference.categories[column][:3])
+            raise DriftInputError(
+                f"{role} column {column!r} codes its categories as {coded} {sample} but the "
+                f"reference codes them as {ref_coded} {ref_sample}: categories coded differently"
+            )
+        seen = set(_category_values(series))
+        if seen and not seen & set(reference.categories[column]):
+            raise DriftInputError(
+                f"{role} column {column!r} shares no category with the reference "
+                f"({sorted(seen, key=str)[:5]} vs {list(reference.categories[column][:5])}): "
+                "categories coded differently"
+            )
+
+
+# ---- the reference profile ---------------------------------------------------------------------
+
+
+def _sample(frame: pd.DataFrame, columns: Sequence[str], max_rows: int, seed: int) -> pd.DataFrame:
+    """At most ``max_rows`` rows of ``columns``; only the sampled rows are copied."""
+    if len(frame) <= max_rows:
+        return frame.loc[:, list(columns)].reset_index(drop=True)
+    rows = np.sort(np.random.default_rng(seed).choice(len(frame), size=max_rows, replace=False))
+    return frame.take(rows).loc[:, list(columns)].reset_index(drop=True)
+
+
+@dataclass(frozen=True)
+class ReferenceProfile:
+    """The reference side, computed once: its sample and what validation compares against."""
+
+    key: str
+    schema: DriftSchema
+    rows: int
+    sample: pd.DataFrame = field(repr=False)
+    dtypes: dict[str, str]
+    categories: dict[str, tuple[Any, ...]]
+    category_kinds: dict[str, str]
+    ranges: dict[str, tuple[float, float, float]]  # min, max, std per numerical column
+    cdf_error: float
+
+    @classmethod
+    def build(
+        cls, frame: pd.DataFrame, schema: DriftSchema, settings: DriftSettings, key: str = ""
+    ) -> ReferenceProfile:
+        validate_frame(frame, schema, "reference", settings.min_rows)
+        columns = [*schema.features]
+        if schema.target is not None and schema.target in frame.columns:
+            columns.append(schema.target)
+        sample = _sample(frame, columns, settings.max_rows, settings.seed)
+        categorical = [*schema.categorical]
+        if schema.target is not None and schema.target in frame.columns:
+            categorical.append(schema.target)
+        ranges = {}
+        for column in schema.numerical:
+            values = frame[column].to_numpy(dtype=np.float64, copy=False)
+            ranges[column] = (
+                float(np.nanmin(values)),
+                float(np.nanmax(values)),
+                float(np.nanstd(values)),
+            )
+        return cls(
+            key=key or settings.fingerprint(schema),
+            schema=schema,
+            rows=len(frame),
+            sample=sample,
+            dtypes={c: str(frame[c].dtype) for c in columns},
+            categories={c: tuple(_category_values(frame[c])) for c in categorical},
+            category_kinds={c: _category_kind(frame[c]) for c in categorical},
+            ranges=ranges,
+            cdf_error=cdf_error(len(sample), len(frame), settings.sample_confidence),
+        )
+
+    def save(self, folder: Path) -> None:
+        """Persist as ``sample.parquet`` + ``profile.json`` (written last, so it marks completion)."""
+        folder.mkdir(parents=True, exist_ok=True)
+        tmp = folder / f"sample.parquet.{os.getpid()}.tmp"
+        self.sample.to_parquet(tmp, index=False)
+        os.replace(tmp, folder / "sample.parquet")
+        meta = {
+            "key": self.key, "schema": self.schema.to_json(), "rows": self.rows,
+            "dtypes": self.dtypes, "categories": {k: list(v) for k, v in self.categories.items()},
+            "category_kinds": self.category_kinds,
+            "ranges": {k: list(v) for k, v in self.ranges.items()}, "cdf_error": self.cdf_error,
+        }  # fmt: skip
+        _write_text_atomic(folder / "profile.json", json.dumps(meta, indent=1, default=str))
+
+    @classmethod
+    def load(cls, folder: Path) -> ReferenceProfile | None:
+        """The profile saved in ``folder``, or None when absent or unreadable."""
+        try:
+            meta = json.loads((folder / "profile.json").read_text())
+            sample = pd.read_parquet(folder / "sample.parquet")
+            return cls(
+                key=meta["key"],
+                schema=DriftSchema.from_json(meta["schema"]),
+                rows=int(meta["rows"]),
+                sample=sample,
+                dtypes=dict(meta["dtypes"]),
+                categories={k: tuple(v) for k, v in meta["categories"].items()},
+                category_kinds=dict(meta["category_kinds"]),
+                ranges={k: (v[0], v[1], v[2]) for k, v in meta["ranges"].items()},
+                cdf_error=float(meta["cdf_error"]),
+            )
+        except (OSError, ValueError, KeyError, TypeError):
+            return None
+
+
+def _write_text_atomic(path: Path, text: str) -> None:
+    tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
+    tmp.write_text(text, encoding="utf-8")
+    os.replace(tmp, path)
+
+
+def _remember(profile: ReferenceProfile) -> ReferenceProfile:
+    _PROFILE_CACHE[profile.key] = profile
+    _PROFILE_CACHE.move_to_end(profile.key)
+    while len(_PROFILE_CACHE) > _PROFILE_CACHE_SIZE:
+        _PROFILE_CACHE.popitem(last=False)
+    return profile
+
+
+def cached_reference_profile(
+    key: str,
+    load: Callable[[], pd.DataFrame],
+    schema: DriftSchema,
+    settings: DriftSettings,
+    folder: Path | None = None,
+) -> tuple[ReferenceProfile, str]:
+    """The profile for ``key`` from memory, else from ``folder``, else built from ``load()``.
+
+    Returns the profile and where it came from ('memory', 'disk' or 'computed').
+    """
+    full_key = f"{key}-{settings.fingerprint(schema)}"
+    if full_key in _PROFILE_CACHE:
+        _PROFILE_CACHE.move_to_end(full_key)
+        return _PROFILE_CACHE[full_key], "memory"
+    if folder is not None:
+        stored = ReferenceProfile.load(folder / full_key)
+        if stored is not None and stored.key == full_key:
+            return _remember(stored), "disk"
+    profile = ReferenceProfile.build(load(), schema, settings, key=full_key)
+    if folder is not None:
+        profile.save(folder / full_key)
+    return _remember(profile), "computed"
+
+
+# ---- the drift computation ---------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ColumnDrift:
+    """One column's verdict, as Evidently computed it."""
+
+    column: str
+    column_type: Literal["numerical", "categorical"]
+    method: str
+    score: float
+    score_kind: Literal["p_value", "distance"]
+    threshold: float
+    drifted: bool
+    error_bound: float | None  # bound on the score's sampling error; None when not derivable
+
+
+@dataclass
+class DriftResult:
+    """A drift verdict with its per-column detail; ``save`` writes the HTML and JSON reports."""
+
+    columns: tuple[ColumnDrift, ...]
+    drift_share: float
+    drifted_count: int
+    drift_share_threshold: float
+    reference_rows: int
+    current_rows: int
+    reference_rows_used: int
+    current_rows_used: int
+    cdf_error_bound: float  # DKW bound of each sampled CDF (0 when nothing was sampled)
+    settings: DriftSettings
+    snapshot: Any = field(default=None, repr=False)  # evidently Snapshot
+
+    @property
+    def dataset_drift(self) -> bool:
+        return self.drift_share >= self.drift_share_threshold
+
+    @property
+    def drifted_columns(self) -> list[ColumnDrift]:
+        return [c for c in self.columns if c.drifted]
+
+    def summary(self) -> dict[str, Any]:
+        """JSON-safe verdict; ``drift_detected``/``drift_score`` are the client's fields."""
+        return {
+            "drift_detected": self.dataset_drift,
+            "drift_score": self.drift_share,
+            "drift_share": self.drift_share,
+            "drift_share_threshold": self.drift_share_threshold,
+            "drifted_count": self.drifted_count,
+            "columns_tested": len(self.columns),
+            "drifted_columns": [c.column for c in self.drifted_columns],
+            "columns": [asdict(c) for c in self.columns],
+            "reference_rows": self.reference_rows,
+            "current_rows": self.current_rows,
+            "reference_rows_used": self.reference_rows_used,
+            "current_rows_used": self.current_rows_used,
+            "sampled": self.cdf_error_bound > 0,
+            "cdf_error_bound": self.cdf_error_bound,
+            "sample_confidence": self.settings.sample_confidence,
+            "settings": asdict(self.settings),
+        }
+
+    def save(self, folder: Path, stem: str = "drift") -> tuple[Path, Path]:
+        """Write ``<stem>.html`` (Evidently) and ``<stem>.json`` (verdict + Evidently's metrics),
+        each through a temporary file so a reader never sees half a report."""
+        if self.snapshot is None:
+            raise RuntimeError("this drift result has no Evidently snapshot to render")
+        folder.mkdir(parents=True, exist_ok=True)
+        html_path, json_path = folder / f"{stem}.html", folder / f"{stem}.json"
+        tmp_html = folder / f".{stem}.html.{os.getpid()}.tmp"
+        self.snapshot.save_html(str(tmp_html))
+        document = {"summary": self.summary(), "evidently": json.loads(self.snapshot.json())}
+        _write_text_atomic(json_path, json.dumps(document, indent=1))
+        os.replace(tmp_html, html_path)
+        return html_path, json_path
+
+
+def _error_bound(
+    column: str, method: str, profile: ReferenceProfile, current: pd.DataFrame, eps_cur: float
+) -> float | None:
+    eps_ref = profile.cdf_error
+    if eps_ref == 0 and eps_cur == 0:
+        return 0.0
+    if method == "wasserstein" and column in profile.ranges:
+        low, high, std = profile.ranges[column]
+        values = current[column].to_numpy(dtype=np.float64, copy=False)
+        cur_range = float(np.nanmax(values) - np.nanmin(values))
+        return (eps_ref * (high - low) + eps_cur * cur_range) / max(std, 0.001)
+    return None
+
+
+def compute_drift(
+    reference: pd.DataFrame | ReferenceProfile,
+    current: pd.DataFrame,
+    schema: DriftSchema,
+    settings: DriftSettings | None = None,
+) -> DriftResult:
+    """Validate both sides, sample them within the error bound, and run Evidently's
+    ``DataDriftPreset`` with the declared column types and methods."""
+    from evidently import DataDefinition, Dataset, Report
+    from evidently.presets import DataDriftPreset
+
+    settings = settings or DriftSettings()
+    profile = (
+        reference
+        if isinstance(reference, ReferenceProfile)
+        else ReferenceProfile.build(reference, schema, settings)
+    )
+    if profile.schema.features != schema.features:
+        raise DriftInputError(
+            f"the reference profile was built for columns {list(profile.schema.features)[:5]}…, "
+            f"not the requested schema"
+        )
+    validate_frame(current, schema, "current batch", settings.min_rows, profile)
+    current_sample = _sample(current, schema.features, settings.max_rows, settings.seed + 1)
+    eps_cur = cdf_error(len(current_sample), len(current), settings.sample_confidence)
+
+    definition = DataDefinition(
+        numerical_columns=list(schema.numerical), categorical_columns=list(schema.categorical)
+    )
+    preset = DataDriftPreset(
+        drift_share=settings.drift_share_threshold,
+        num_method=settings.numerical_method,
+        num_threshold=settings.numerical_threshold,
+        cat_method=settings.categorical_method,
+        cat_threshold=settings.categorical_threshold,
+    )
+    reference_frame = profile.sample.loc[:, list(schema.features)]
+    with warnings.catch_warnings():
+        # Constant columns make Evidently's plots divide by a zero std; the verdict is unaffected.
+        warnings.simplefilter("ignore", RuntimeWarning)
+        snapshot = Report([preset], include_tests=True).run(
+            Dataset.from_pandas(current_sample, data_definition=definition),
+            Dataset.from_pandas(reference_frame, data_definition=definition),
+        )
+    return _result_from_snapshot(
+        snapshot, schema, settings, profile, current, current_sample, eps_cur
+    )
+
+
+def _result_from_snapshot(
+    snapshot: Any,
+    schema: DriftSchema,
+    settings: DriftSettings,
+    profile: ReferenceProfile,
+    current: pd.DataFrame,
+    current_sample: pd.DataFrame,
+    eps_cur: float,
+) -> DriftResult:
+    document = snapshot.dict()
+    scores: dict[str, tuple[str, float, float]] = {}
+    share: float | None = None
+    count = 0
+    for metric in document["metrics"]:
+        config = metric.get("config", {})
+        kind = str(config.get("type", ""))
+        if kind.endswith(":DriftedColumnsCount"):
+            share, count = float(metric["value"]["share"]), int(metric["value"]["count"])
+        elif kind.endswith(":ValueDrift"):
+            scores[config["column"]] = (
+                str(config["method"]),
+                float(metric["value"]),
+                float(config["threshold"]),
+            )
+    drifted: dict[str, bool] = {}
+    for test in document["tests"]:
+        params = test.get("metric_config", {}).get("params", {})
+        if str(params.get("type", "")).endswith(":ValueDrift"):
+            drifted[params["column"]] = test["status"] == "FAIL"
+    missing = [c for c in schema.features if c not in scores or c not in drifted]
+    if share is None or missing:
+        raise RuntimeError(f"Evidently returned no drift verdict for columns {missing[:10]}")
+    columns = tuple(
+        ColumnDrift(
+            column=column,
+            column_type="numerical" if column in schema.numerical else "categorical",
+            method=scores[column][0],
+            score=scores[column][1],
+            score_kind="p_value" if scores[column][0] in P_VALUE_METHODS else "distance",
+            threshold=scores[column][2],
+            drifted=drifted[column],
+            error_bound=_error_bound(column, scores[column][0], profile, current, eps_cur),
+        )
+        for column in schema.features
+    )
+    return DriftResult(
+        columns=columns,
+        drift_share=share,
+        drifted_count=count,
+        drift_share_threshold=settings.drift_share_threshold,
+        reference_rows=profile.rows,
+        current_rows=len(current),
+        reference_rows_used=len(profile.sample),
+        current_rows_used=len(current_sample),
+        cdf_error_bound=max(profile.cdf_error, eps_cur),
+        settings=settings,
+        snapshot=snapshot,
+    )
+
+
+def generate_drift_report(
+    current: pd.DataFrame,
+    reference: pd.DataFrame,
+    schema: DriftSchema | None = None,
+    output_dir: str | Path | None = None,
+    settings: DriftSettings | None = None,
+) -> dict[str, Any]:
+    """Drift of ``current`` against ``reference`` as a JSON-safe dict (``drift_detected``,
+    ``drift_score`` = share of drifted columns, per-column detail). Without a schema the
+    project's contract applies: every column but ``label`` is numerical. With ``output_dir`` the
+    HTML and JSON reports are written there and their paths added."""
+    schema = schema or DriftSchema.for_features(list(reference.columns))
+    result = compute_drift(reference, current, schema, settings)
+    summary = result.summary()
+    if output_dir is not None:
+        html_path, json_path = result.save(Path(output_dir))
+        summary["html_path"], summary["json_path"] = str(html_path), str(json_path)
+    return summary
+
+
+# ---- the resource ----------------------------------------------------------------------------
+
+
+class EvidentlyResource(dg.ConfigurableResource):
+    """Drift thresholds, methods, sampling bound and where reports go (``<home>/reports``)."""
+
+    reports_dir: str = Field(default="", description="Report root; empty means <home>/reports.")
+    drift_share_threshold: float = Field(
+        default=0.3, gt=0, le=1,
+        description="Share of drifted columns at which a batch counts as drifted (WARN check, "
+        "retraining trigger).",
+    )  # fmt: skip
+    numerical_method: NumericalMethod = Field(
+        default="wasserstein",
+        description="Test for numerical columns. A distance (default: normed Wasserstein) does not "
+        "alarm on negligible shifts in large batches the way a p-value does.",
+    )
+    numerical_threshold: float = Field(default=0.1, gt=0, description="Its drift threshold.")
+    categorical_method: CategoricalMethod = Field(
+        default="jensenshannon", description="Test for categorical columns."
+    )
+    categorical_threshold: float = Field(default=0.1, gt=0, description="Its drift threshold.")
+    sample_error: float = Field(
+        default=0.02, gt=0, lt=1,
+        description="Largest CDF error (sup norm) a sample may add; sets the rows per side.",
+    )  # fmt: skip
+    sample_confidence: float = Field(
+        default=0.999, gt=0, lt=1, description="Probability that the sample error stays in bound."
+    )
+    min_rows: int = Field(default=30, ge=1, description="Smallest batch a drift test accepts.")
+    seed: int = Field(default=0, description="Seed of the row sampling.")
+
+    def settings(self) -> DriftSettings:
+        return DriftSettings(
+            drift_share_threshold=self.drift_share_threshold,
+            numerical_method=self.numerical_method,
+            numerical_threshold=self.numerical_threshold,
+            categorical_method=self.categorical_method,
+            categorical_threshold=self.categorical_threshold,
+            sample_error=self.sample_error,
+            sample_confidence=self.sample_confidence,
+            min_rows=self.min_rows,
+            seed=self.seed,
+        )
+
+    def reports_root(self) -> Path:
+        return (
+            Path(self.reports_dir).expanduser().resolve()
+            if self.reports_dir
+            else (default_home().reports)
+        )
+
+    def partition_dir(self, partition_key: str) -> Path:
+        """``<reports>/<partition>``; the key must be a plain name (no path separators)."""
+        if not _PARTITION_KEY.match(partition_key):
+            raise DriftInputError(f"partition key {partition_key!r} is not a plain folder name")
+        return self.reports_root() / partition_key
+
+    def reference_profile(
+        self, key: str, load: Callable[[], pd.DataFrame], schema: DriftSchema
+    ) -> tuple[ReferenceProfile, str]:
+        """The reference profile for ``key`` (e.g. a data md5), computed at most once per
+        settings and stored under ``<reports>/reference/``."""
+        return cached_reference_profile(
+            key, load, schema, self.settings(), self.reports_root() / "reference"
+        )
+
+    def check_frame(
+        self, frame: pd.DataFrame, schema: DriftSchema, role: str,
+        reference: ReferenceProfile | None = None,
+    ) -> None:  # fmt: skip
+        validate_frame(frame, schema, role, self.min_rows, reference)
+
+    def compute(
+        self,
+        reference: pd.DataFrame | ReferenceProfile,
+        current: pd.DataFrame,
+        schema: DriftSchema,
+    ) -> DriftResult:
+        return compute_drift(reference, current, schema, self.settings())
+
+
+__all__ = [
+    "ColumnDrift",
+    "DriftInputError",
+    "DriftResult",
+    "DriftSchema",
+    "DriftSettings",
+    "EvidentlyResource",
+    "ReferenceProfile",
+    "cached_reference_profile",
+    "cdf_error",
+    "compute_drift",
+    "generate_drift_report",
+    "rows_for_error",
+    "validate_frame",
+]
