@@ -262,9 +262,7 @@ def evaluate(
         )
         return Evaluation("hold", held, found.level, reason, found.problems)
     new = GateState("clear", 0, None, None, now)
-    return Evaluation(
-        "go", new, found.level, f"clear: readings within limits{suffix}", found.problems
-    )
+    return Evaluation("go", new, found.level, note or "readings within limits", found.problems)
 
 
 def replay(

@@ -184,7 +184,7 @@ def build_thermal_gate_sensor(
         if not stale:
             return SensorResult(
                 skip_reason=SkipReason(
-                    f"Hardware gate clear ({result.reason}); no heavy asset is stale or "
+                    f"Hardware gate clear: {result.reason}; no heavy asset is stale or "
                     f"missing. Readings: {readings}"
                 ),
                 cursor=cursor,
