@@ -502,7 +502,11 @@ def enforce_heavy_gate(
         )
     wait = min(backoff_seconds(policy, record.deferrals, rng), policy.max_wait_seconds - held)
     wait = max(wait, min(1.0, policy.retry_initial_seconds))
-    _store_record(path, StepGateRecord(result.state, first, record.deferrals + 1))
+    try:
+        _store_record(path, StepGateRecord(result.state, first, record.deferrals + 1))
+    except OSError as exc:
+        # The hold still stands; the next check counts the wait from the run's start.
+        context.log.warning(f"hardware gate: cannot keep state in {path}: {exc}")
     message = (
         f"hardware gate: hold ({result.state.phase}) for {priority} priority: {result.reason}. "
         f"Held {held:.0f}s of {policy.max_wait_seconds:g}s; re-check in {wait:.3g}s. "

@@ -165,3 +165,24 @@ def test_gate_refuses_an_unknown_priority(tmp_path: Path, instance: dg.DagsterIn
     hw = HardwareResource(source="replay", replay_trace_path=str(trace))
     with pytest.raises(ValueError, match="priority must be one of"):
         dg.materialize([odd], resources={"hardware": hw}, instance=instance)
+
+
+def test_unwritable_state_dir_still_holds_and_then_goes(
+    tmp_path: Path, instance: dg.DagsterInstance
+) -> None:
+    not_a_dir = tmp_path / "state"
+    not_a_dir.write_text("a file where the state directory should be")
+    trace = write_trace(
+        tmp_path / "t.json",
+        {"at": 0, "thermal_state": "critical"},
+        {"at": 30, "thermal_state": "nominal"},
+    )
+    hw = HardwareResource(
+        source="replay", replay_trace_path=str(trace), gate_state_dir=str(not_a_dir),
+        gate_cooldown_seconds=0, **FAST,
+    )  # fmt: skip
+    result = dg.materialize([heavy_model], resources={"hardware": hw}, instance=instance)
+    assert result.success
+    assert len(events_of(result, dg.DagsterEventType.STEP_UP_FOR_RETRY)) == 1
+    logs = [r.user_message for r in instance.all_logs(result.run_id) if r.user_message]
+    assert any("cannot keep state in" in m for m in logs)

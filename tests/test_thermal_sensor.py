@@ -9,7 +9,13 @@ import dagster as dg
 import pytest
 
 from resources.hardware import HardwareResource
-from sensors.thermal import build_thermal_gate_sensor, decode_cursor, encode_cursor
+from sensors.thermal import (
+    HEAVY_ASSET_KEYS,
+    build_thermal_gate_sensor,
+    decode_cursor,
+    encode_cursor,
+    thermal_gate_sensor,
+)
 
 
 @dg.asset
@@ -174,6 +180,24 @@ def test_unknown_thermal_state_is_allowed_and_said_so(
     result = ticker.tick()
     assert result.skip_reason is not None
     assert "thermal state unknown, allowed by policy" in skip_message(result)
+
+
+def test_sensor_without_definitions_skips_rather_than_guessing(
+    tmp_path: Path, instance: dg.DagsterInstance
+) -> None:
+    hw = HardwareResource(
+        source="replay", replay_trace_path=str(write_trace(tmp_path / "t.json", "nominal"))
+    )
+    context = dg.build_sensor_context(instance=instance, resources={"hardware": hw})
+    result = SENSOR(context)
+    assert isinstance(result, dg.SensorResult)
+    assert "staleness cannot be resolved" in skip_message(result)
+
+
+def test_project_sensor_targets_training_and_bento_build() -> None:
+    assert set(HEAVY_ASSET_KEYS) == {dg.AssetKey("candidate_model"), dg.AssetKey("model_bento")}
+    assert thermal_gate_sensor.name == "thermal_gate_sensor"
+    assert thermal_gate_sensor.default_status == dg.DefaultSensorStatus.STOPPED
 
 
 def test_sensor_refuses_bad_configuration() -> None:
