@@ -324,7 +324,8 @@ def champion_accuracy(
     mlflow.client()
     labelled = frame[frame[LABEL_COLUMN].notna()]
     model = mlflow_lib.pyfunc.load_model(f"models:/{version.name}/{version.version}")
-    predicted = model.predict(labelled.drop(columns=[LABEL_COLUMN]))
+    # The model's signature takes float32 features; landed files often carry float64 or int.
+    predicted = model.predict(labelled.drop(columns=[LABEL_COLUMN]).astype(np.float32))
     truth = labelled[LABEL_COLUMN].to_numpy(dtype=np.int64)
     return float((np.asarray(predicted["label"]).astype(np.int64) == truth).mean())
 
