@@ -194,3 +194,16 @@ def test_importing_the_module_loads_no_heavy_library():
 
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "[]"
+
+
+@linux_only
+def test_mkl_runs_sequential_unless_the_caller_chose_a_layer(tmp_path):
+    mkl = tmp_path / "libmkl_rt.so.3"  # any verified library under MKL's file name
+    shutil.copy(_wheel_reference_blas(), mkl)
+
+    env = blas.training_process_env({blas.BLAS_ENV_VAR: str(mkl)})
+    chosen = blas.training_process_env({blas.BLAS_ENV_VAR: str(mkl), "MKL_THREADING_LAYER": "GNU"})
+
+    assert env["LD_PRELOAD"] == str(mkl)
+    assert env["MKL_THREADING_LAYER"] == "SEQUENTIAL"
+    assert chosen["MKL_THREADING_LAYER"] == "GNU"

@@ -1,0 +1,120 @@
+"""Code-location load: ``import efficientai_assets.definitions`` vs ``import dagster`` alone.
+
+Dagster imports the code location in every webserver, daemon and run process, so anything heavy
+imported at module top is paid many times over. Each import runs in a fresh interpreter; the
+commands alternate rep by rep. Target: ≤ 1.2× dagster alone.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from typing import TYPE_CHECKING, Any
+
+from benchmarks.harness import REPO_ROOT, Target, compare, median, not_measured, time_command
+
+if TYPE_CHECKING:
+    from benchmarks.harness import Row
+    from benchmarks.run import Context
+
+TITLE = "Code-location import vs import dagster"
+NAME = "code_location"
+TARGET = Target("<=", 1.2)
+HEAVY = ("mlflow", "evidently", "bentoml", "mlx", "sklearn", "dvc", "torch", "scipy")
+
+_PROBE = (
+    "import importlib, json, resource, sys; importlib.import_module(sys.argv[1]); "
+    "print(json.dumps({'rss': resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, "
+    "'heavy': sorted(m for m in sys.argv[2].split(',') if m in sys.modules)}))"
+)
+
+
+def _probe(module: str) -> dict[str, Any]:
+    done = subprocess.run(
+        [sys.executable, "-c", _PROBE, module, ",".join(HEAVY)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+        cwd=REPO_ROOT,
+    )
+    if done.returncode != 0:
+        raise RuntimeError(done.stderr.strip().splitlines()[-1] if done.stderr.strip() else "?")
+    result: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
+    return result
+
+
+def _import_profile(module: str) -> dict[str, float]:
+    """Self import time (seconds) per module, from ``-X importtime``."""
+    done = subprocess.run(
+        [sys.executable, "-X", "importtime", "-c", f"import {module}"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+        cwd=REPO_ROOT,
+    )
+    profile: dict[str, float] = {}
+    for line in done.stderr.splitlines():
+        if not line.startswith("import time:") or "|" not in line:
+            continue
+        self_us, _cumulative, name = (part.strip() for part in line[12:].split("|"))
+        if self_us.isdigit():
+            profile[name] = int(self_us) / 1e6
+    return profile
+
+
+def extra_import_cost(module: str, baseline: str) -> list[tuple[str, float]]:
+    """Top-level packages that ``module`` imports beyond ``baseline``, by self time."""
+    ours, theirs = _import_profile(module), _import_profile(baseline)
+    by_package: dict[str, float] = {}
+    for name, seconds in ours.items():
+        if name not in theirs:
+            top = name.split(".")[0]
+            by_package[top] = by_package.get(top, 0.0) + seconds
+    return sorted(by_package.items(), key=lambda item: -item[1])
+
+
+def run(ctx: Context) -> list[Row]:
+    try:
+        product = _probe("efficientai_assets.definitions")
+    except RuntimeError as error:
+        return [
+            not_measured(
+                NAME,
+                "import definitions",
+                status="error",
+                target=TARGET,
+                note=f"efficientai_assets.definitions does not import: {error}",
+            )
+        ]
+    reps = 3 if ctx.quick else 7
+    times = time_command(
+        {
+            "definitions": [sys.executable, "-c", "import efficientai_assets.definitions"],
+            "dagster": [sys.executable, "-c", "import dagster"],
+        },
+        reps=reps,
+    )
+    heavy = product["heavy"]
+    top = extra_import_cost("efficientai_assets.definitions", "dagster")[:4]
+    note = f"fresh interpreter each, median of {reps}"
+    note += f"; heavy modules imported: {', '.join(heavy)}" if heavy else "; no heavy module"
+    note += "; imports beyond dagster: " + ", ".join(f"{name} {sec:.2f} s" for name, sec in top)
+    row = compare(
+        NAME,
+        "import efficientai_assets.definitions",
+        subject="definitions",
+        subject_value=median(times["definitions"]),
+        baseline="import dagster",
+        baseline_value=median(times["dagster"]),
+        unit="s",
+        target=TARGET,
+        peak_rss_mb=float(product["rss"]),
+        note=note,
+        extra={"samples": times, "extra_imports": top},
+    )
+    if row.met is False:
+        row.note = row.note.replace("imports beyond dagster", "limited by imports beyond dagster")
+    return [row]

@@ -1,0 +1,470 @@
+"""MLX training throughput (samples/s) vs PyTorch CPU and numpy on the same MLP and data.
+
+The MLX side is the product's own loop (``efficientai_assets.mlp.train``: Adam, cross-entropy,
+``mx.compile``d step, device chosen automatically), run in a child process whose environment comes
+from ``efficientai_assets.blas.training_process_env`` exactly as the training asset does. The
+baselines train the same 64-256-256-10 MLP with Adam on the same standardised digits, one loss
+read-back per step, in their own children with an unmodified environment. All configurations of a
+case run as warm children taking turns (a turn is one epoch, or several when one is too short to
+time well), so the machine's changing load hits them alike. The first turn is the warm-up
+(compilation, allocation); the median of the others is reported, with the load average around it.
+Target: MLX ≥ 0.8× torch on CPU. Scaling uses 10× and 100× the sample: noisy copies of the digits.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable
+from importlib import metadata
+from itertools import pairwise
+from typing import TYPE_CHECKING, Any
+
+from benchmarks.harness import (
+    InterleavedChildren,
+    Target,
+    compare,
+    median,
+    not_measured,
+    report_step,
+    wait_for_turn,
+)
+
+if TYPE_CHECKING:
+    import numpy as np
+
+    from benchmarks.harness import Row
+    from benchmarks.run import Context
+
+TITLE = "MLX training throughput vs torch CPU and numpy"
+NAME = "mlx_training"
+TARGET = Target(">=", 0.8)
+HIDDEN = (256, 256)
+LEARNING_RATE = 1e-3
+SEED = 7
+
+
+# -- children -------------------------------------------------------------------------------
+
+
+def _data(scale: int, seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Digits (1,797 × 64) repeated ``scale`` times, copies jittered; 200 rows held out."""
+    import numpy as np
+    from sklearn.datasets import load_digits
+
+    x, y = load_digits(return_X_y=True)
+    x = x.astype(np.float32)
+    rng = np.random.default_rng(seed)
+    copies = [x] + [x + rng.normal(0, 0.5, x.shape).astype(np.float32) for _ in range(scale - 1)]
+    train_x = np.concatenate(copies)
+    train_y = np.tile(y, scale)
+    return train_x, train_y.astype(np.int64), x[:200], y[:200].astype(np.int64)
+
+
+def _standardise(train_x: np.ndarray) -> np.ndarray:
+    import numpy as np
+
+    std = train_x.std(axis=0)
+    return ((train_x - train_x.mean(axis=0)) / np.where(std < 1e-8, 1.0, std)).astype(np.float32)
+
+
+def _numpy_trainer(x: np.ndarray, y: np.ndarray, batch: int) -> Callable[[], float]:
+    """One epoch of the numpy MLP per call; returns its seconds."""
+    import numpy as np
+
+    rng = np.random.default_rng(SEED)
+    sizes = [x.shape[1], *HIDDEN, 10]
+    weights = [
+        (rng.standard_normal((i, o)) * np.sqrt(2.0 / i)).astype(np.float32)
+        for i, o in pairwise(sizes)
+    ]
+    biases = [np.zeros(o, dtype=np.float32) for o in sizes[1:]]
+    params = weights + biases
+    first = [np.zeros_like(p) for p in params]
+    second = [np.zeros_like(p) for p in params]
+    beta1, beta2, eps = 0.9, 0.999, 1e-8
+    n = len(y)
+
+    def epoch() -> float:
+        started = time.perf_counter()
+        order = rng.permutation(n)
+        total = 0.0
+        for start in range(0, n, batch):
+            idx = order[start : start + batch]
+            xb, yb = x[idx], y[idx]
+            activations = [xb]
+            for w, b in zip(weights[:-1], biases[:-1], strict=True):
+                activations.append(np.maximum(activations[-1] @ w + b, 0.0))
+            logits = activations[-1] @ weights[-1] + biases[-1]
+            logits -= logits.max(axis=1, keepdims=True)
+            probs = np.exp(logits)
+            probs /= probs.sum(axis=1, keepdims=True)
+            total += float(-np.log(probs[np.arange(len(yb)), yb] + 1e-12).mean()) * len(yb)
+            grad = probs
+            grad[np.arange(len(yb)), yb] -= 1.0
+            grad /= len(yb)
+            grads_w, grads_b = [], []
+            for layer in range(len(weights) - 1, -1, -1):
+                grads_w.append(activations[layer].T @ grad)
+                grads_b.append(grad.sum(axis=0))
+                if layer:
+                    grad = (grad @ weights[layer].T) * (activations[layer] > 0)
+            grads = grads_w[::-1] + grads_b[::-1]
+            for p, g, m, v in zip(params, grads, first, second, strict=True):
+                m *= beta1
+                m += (1 - beta1) * g
+                v *= beta2
+                v += (1 - beta2) * g * g
+                p -= LEARNING_RATE * m / (np.sqrt(v) + eps)
+        return time.perf_counter() - started
+
+    return epoch
+
+
+def _torch_trainer(x: np.ndarray, y: np.ndarray, batch: int) -> Callable[[], float]:
+    """One epoch of the torch MLP per call; returns its seconds."""
+    import torch
+
+    torch.manual_seed(SEED)
+    sizes = [x.shape[1], *HIDDEN, 10]
+    layers: list[torch.nn.Module] = []
+    for i, o in pairwise(sizes):
+        layers += [torch.nn.Linear(i, o), torch.nn.ReLU()]
+    model = torch.nn.Sequential(*layers[:-1])
+    optimizer = torch.optim.Adam(model.parameters(), lr=LEARNING_RATE)
+    loss_fn = torch.nn.CrossEntropyLoss()
+    xs, ys = torch.from_numpy(x), torch.from_numpy(y)
+    n = len(y)
+
+    def epoch() -> float:
+        started = time.perf_counter()
+        order = torch.randperm(n)
+        total = 0.0
+        for start in range(0, n, batch):
+            idx = order[start : start + batch]
+            optimizer.zero_grad(set_to_none=True)
+            loss = loss_fn(model(xs[idx]), ys[idx])
+            loss.backward()
+            optimizer.step()
+            total += float(loss.item()) * len(idx)
+        return time.perf_counter() - started
+
+    return epoch
+
+
+def _drive(epoch: Callable[[], float], samples: int, rounds: int, per_turn: int) -> None:
+    """Per turn, ``per_turn`` epochs; reports their samples/s."""
+    for _ in range(rounds):
+        wait_for_turn()
+        seconds = sum(epoch() for _ in range(per_turn))
+        report_step(samples * per_turn / seconds)
+
+
+def train_child(
+    framework: str, batch: int, scale: int, rounds: int, per_turn: int
+) -> dict[str, Any]:
+    """In an interleaved child: ``per_turn`` epochs per turn for one framework and batch size."""
+    train_x, train_y, val_x, val_y = _data(scale, SEED)
+    n = len(train_y)
+    result: dict[str, Any] = {"framework": framework, "samples": n}
+    if framework == "mlx":
+        from efficientai_assets.blas import describe_blas
+        from efficientai_assets.mlp import EpochRecord, TrainingParams, train
+
+        pending: list[float] = []
+
+        def on_epoch(record: EpochRecord) -> None:
+            pending.append(record.seconds)
+            if record.epoch % per_turn == 0:
+                report_step(n * len(pending) / sum(pending))
+                pending.clear()
+                if record.epoch < rounds * per_turn:
+                    wait_for_turn()
+
+        params = TrainingParams(rounds * per_turn, batch, LEARNING_RATE, HIDDEN, SEED)
+        names = [f"pixel_{i}" for i in range(train_x.shape[1])]
+        wait_for_turn()
+        outcome, _ = train(train_x, train_y, val_x, val_y, names, params, on_epoch=on_epoch)
+        result["device"] = outcome.device
+        result["val_accuracy"] = outcome.final.val_accuracy
+        result["blas"] = describe_blas().to_tags()
+    elif framework == "numpy":
+        _drive(_numpy_trainer(_standardise(train_x), train_y, batch), n, rounds, per_turn)
+    elif framework == "torch":
+        import torch
+
+        result["threads"] = torch.get_num_threads()
+        _drive(_torch_trainer(_standardise(train_x), train_y, batch), n, rounds, per_turn)
+    else:
+        raise ValueError(f"unknown framework {framework!r}")
+    return result
+
+
+# -- parent ---------------------------------------------------------------------------------
+
+
+def _torch_available() -> str | None:
+    """None when torch is installed, else why the torch rows are skipped."""
+    try:
+        metadata.version("torch")
+    except metadata.PackageNotFoundError:
+        return "torch is not installed (optional: pip install torch==2.13.0 for the CPU build)"
+    return None
+
+
+def _interleave(
+    ctx: Context,
+    configs: dict[str, tuple[str, dict[str, str]]],
+    batch: int,
+    scale: int,
+    rounds: int,
+    per_turn: int,
+) -> dict[str, dict[str, Any]]:
+    """Run every config (name → framework, env) as interleaved children; median rate each."""
+    ctx.log(
+        f"batch {batch}, scale {scale}x, {rounds} rounds × {per_turn} epochs: {', '.join(configs)}"
+    )
+    kwargs = {"batch": batch, "scale": scale, "rounds": rounds, "per_turn": per_turn}
+    children = InterleavedChildren(
+        {
+            name: ("benchmarks.bench_mlx_training:train_child", {"framework": fw, **kwargs}, env)
+            for name, (fw, env) in configs.items()
+        }
+    )
+    try:
+        rates: dict[str, list[float]] = {name: [] for name in configs}
+        load = [os.getloadavg()[0]]
+        for _ in range(rounds):
+            for name, value in children.round().items():
+                rates[name].append(value)
+        finished = children.finish()
+        load.append(os.getloadavg()[0])
+    finally:
+        children.close()
+    out = {}
+    for name, result in finished.items():
+        out[name] = {
+            **result.data,
+            "rates": rates[name],
+            "rate": median(rates[name][1:]),  # round 1 is the warm-up
+            "peak_rss_mb": result.peak_rss_mb,
+            "load": load,
+        }
+    return out
+
+
+def _load(run: dict[str, Any]) -> str:
+    return "–".join(f"{v:.1f}" for v in run["load"])
+
+
+def _blas_note(run: dict[str, Any]) -> str:
+    tags = run.get("blas", {})
+    return f"MLX on {run.get('device', '?')}, BLAS {tags.get('blas.source', '?')}"
+
+
+def run(ctx: Context) -> list[Row]:
+    from efficientai_assets.blas import (
+        BLAS_ENV_VAR,
+        available_libraries,
+        describe_blas,
+        training_process_env,
+    )
+
+    rounds = 4 if ctx.quick else 6
+    per_turn = 3 if ctx.quick else 10
+    no_torch = _torch_available()
+    choice = describe_blas()
+    plain = {k: v for k, v in os.environ.items() if k != "LD_PRELOAD"}
+    product_env = training_process_env(plain)
+    alternatives = (
+        [] if ctx.quick else [c for c in available_libraries() if c.library != choice.library]
+    )
+    rows: list[Row] = []
+    timed = f"median of {rounds - 1} interleaved turns of {per_turn} epochs after 1 warm-up"
+
+    by_batch = {}
+    for batch in (32, 256):
+        configs: dict[str, tuple[str, dict[str, str]]] = {
+            "mlx": ("mlx", product_env),
+            "numpy": ("numpy", plain),
+        }
+        if not no_torch:
+            configs["torch"] = ("torch", plain)
+        if choice.preloads:
+            configs["mlx-reference"] = (
+                "mlx",
+                training_process_env({**plain, BLAS_ENV_VAR: "reference"}),
+            )
+        for alt in alternatives:
+            configs[f"mlx-{alt.source}"] = (
+                "mlx",
+                training_process_env({**plain, BLAS_ENV_VAR: alt.library}),
+            )
+        if not no_torch and choice.preloads and not ctx.quick and batch == 256:
+            configs["torch-preload"] = ("torch", product_env)
+        runs = by_batch[batch] = _interleave(ctx, configs, batch, 1, rounds, per_turn)
+
+        case = f"digits, batch {batch}"
+        mlx, numpy_run = runs["mlx"], runs["numpy"]
+        note = f"{_blas_note(mlx)}; {timed}; load avg {_load(mlx)}"
+        if no_torch:
+            rows.append(
+                not_measured(
+                    NAME,
+                    f"{case}: MLX vs torch CPU",
+                    status="skipped",
+                    target=TARGET,
+                    note=no_torch,
+                )
+            )
+        else:
+            rows.append(
+                compare(
+                    NAME,
+                    f"{case}: MLX (training BLAS) vs torch CPU",
+                    subject="MLX",
+                    subject_value=mlx["rate"],
+                    baseline="torch",
+                    baseline_value=runs["torch"]["rate"],
+                    unit="samples/s",
+                    target=TARGET,
+                    peak_rss_mb=mlx["peak_rss_mb"],
+                    note=note,
+                    extra={"mlx": mlx, "torch": runs["torch"]},
+                )
+            )
+        rows.append(
+            compare(
+                NAME,
+                f"{case}: MLX (training BLAS) vs numpy",
+                subject="MLX",
+                subject_value=mlx["rate"],
+                baseline="numpy",
+                baseline_value=numpy_run["rate"],
+                unit="samples/s",
+                peak_rss_mb=mlx["peak_rss_mb"],
+                note=note,
+                extra={"numpy": numpy_run},
+            )
+        )
+        if "mlx-reference" in runs:
+            ref = runs["mlx-reference"]
+            rows.append(
+                compare(
+                    NAME,
+                    f"{case}: MLX with no fast BLAS (wheel's reference) vs numpy",
+                    subject="MLX reference",
+                    subject_value=ref["rate"],
+                    baseline="numpy",
+                    baseline_value=numpy_run["rate"],
+                    unit="samples/s",
+                    peak_rss_mb=ref["peak_rss_mb"],
+                    note=f"what training gets when no fast BLAS is installed; {_blas_note(ref)}",
+                    extra={"mlx_reference": ref},
+                )
+            )
+        for alt in alternatives:
+            run_alt = runs[f"mlx-{alt.source}"]
+            rows.append(
+                compare(
+                    NAME,
+                    f"{case}: MLX with {alt.source} vs numpy",
+                    subject=f"MLX+{alt.source}",
+                    subject_value=run_alt["rate"],
+                    baseline="numpy",
+                    baseline_value=numpy_run["rate"],
+                    unit="samples/s",
+                    peak_rss_mb=run_alt["peak_rss_mb"],
+                    note=f"another verified library ({alt.library}); {_blas_note(run_alt)}",
+                )
+            )
+        if "torch-preload" in runs:
+            rows.append(
+                compare(
+                    NAME,
+                    f"{case}: torch with the training preload vs without",
+                    subject="torch+preload",
+                    subject_value=runs["torch-preload"]["rate"],
+                    baseline="torch",
+                    baseline_value=runs["torch"]["rate"],
+                    unit="samples/s",
+                    peak_rss_mb=runs["torch-preload"]["peak_rss_mb"],
+                    note="torch given the training child's environment (the preload), in turn",
+                )
+            )
+
+    if not ctx.quick and not no_torch:
+        one = {"OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+        for batch in (32, 256):
+            runs = _interleave(
+                ctx,
+                {
+                    "mlx": ("mlx", {**product_env, **one}),
+                    "numpy": ("numpy", {**plain, **one}),
+                    "torch": ("torch", {**plain, **one}),
+                },
+                batch,
+                1,
+                rounds,
+                per_turn,
+            )
+            mlx = runs["mlx"]
+            rows.append(
+                compare(
+                    NAME,
+                    f"digits, batch {batch}, one thread each: MLX vs torch CPU",
+                    subject="MLX",
+                    subject_value=mlx["rate"],
+                    baseline="torch",
+                    baseline_value=runs["torch"]["rate"],
+                    unit="samples/s",
+                    target=TARGET,
+                    peak_rss_mb=mlx["peak_rss_mb"],
+                    note=f"OMP/OPENBLAS/MKL_NUM_THREADS=1: immune to other load on the cores; numpy "
+                    f"{runs['numpy']['rate']:,.0f}/s; {_blas_note(mlx)}; {timed}; "
+                    f"load avg {_load(mlx)}",
+                )
+            )
+
+    base_name = "numpy" if no_torch else "torch"
+    one_x = by_batch[256]["mlx"]["rate"]
+    for scale in (1, 10) if ctx.quick else (1, 10, 100):
+        if scale == 1:
+            runs = by_batch[256]
+        else:
+            configs = {"mlx": ("mlx", product_env), "numpy": ("numpy", plain)}
+            if not no_torch:
+                configs["torch"] = ("torch", plain)
+            runs = _interleave(ctx, configs, 256, scale, 3 if scale == 100 or ctx.quick else 4, 1)
+        mlx = runs["mlx"]
+        rows.append(
+            compare(
+                NAME,
+                f"scale {scale}× ({mlx['samples']:,} samples), batch 256: MLX vs {base_name}",
+                subject="MLX",
+                subject_value=mlx["rate"],
+                baseline=base_name,
+                baseline_value=runs[base_name]["rate"],
+                unit="samples/s",
+                target=None if no_torch else TARGET,
+                peak_rss_mb=mlx["peak_rss_mb"],
+                note=f"MLX at {mlx['rate'] / one_x:.2f}× its 1× rate; numpy "
+                f"{runs['numpy']['rate']:,.0f}/s; median of {len(mlx['rates']) - 1} turns; "
+                f"load avg {_load(mlx)}",
+            )
+        )
+    for row in rows:
+        if row.met is False:
+            row.note += "; " + _limit(row)
+    return rows
+
+
+def _limit(row: Row) -> str:
+    """What holds an unmet MLX row back, from what the row itself recorded."""
+    mlx = row.extra.get("mlx", {})
+    if mlx.get("blas", {}).get("blas.source") == "reference" or "reference" in row.note:
+        return "limited by the mlx wheel's reference BLAS: install a fast one (docs/performance.md)"
+    return (
+        "limited by MLX's fixed cost per step (dispatch, evaluation, the loss read back every "
+        "step), which small batches cannot amortise"
+    )
