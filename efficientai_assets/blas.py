@@ -101,11 +101,12 @@ def training_process_env(base: Mapping[str, str] | None = None) -> dict[str, str
     if not choice.preloads:
         return env
     existing = env.get("LD_PRELOAD", "").strip()
-    env["LD_PRELOAD"] = f"{choice.library}:{existing}" if existing else choice.library
+    if choice.library not in re.split(r"[\s:]+", existing):
+        env["LD_PRELOAD"] = f"{choice.library}:{existing}" if existing else choice.library
     if "mkl_rt" in Path(choice.library).name:
         # MKL's default layer (Intel OpenMP) aborts the process when libiomp5 is not on the
         # loader path, and its OpenMP layers collapse on a busy machine with this model's small
-        # GEMMs (measured: 3-7k samples/s vs 39-73k sequential); sequential needs nothing else.
+        # GEMMs (measured: 3-4k samples/s vs 39-73k sequential); sequential needs nothing else.
         env.setdefault("MKL_THREADING_LAYER", "SEQUENTIAL")
     return env
 

@@ -103,6 +103,7 @@ def test_existing_preload_is_kept_after_the_blas():
     env = blas.training_process_env({blas.BLAS_ENV_VAR: library, "LD_PRELOAD": "/opt/libother.so"})
 
     assert env["LD_PRELOAD"] == f"{library}:/opt/libother.so"
+    assert blas.training_process_env(env)["LD_PRELOAD"] == env["LD_PRELOAD"], "added only once"
 
 
 @linux_only
