@@ -107,7 +107,7 @@ def test_plain_function_api_returns_drift_detected_and_score(tmp_path: Path) -> 
         "categories-int-vs-str",
         "categories-recoded",
         "label-as-string",
-    ],  # fmt: skip
+    ],
 )
 def test_bad_batches_fail_with_the_column_and_the_problem(
     reference: ReferenceProfile, mutate, message: str

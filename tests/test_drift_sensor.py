@@ -1,0 +1,207 @@
+"""The drift → retrain sensor evaluated on an instance holding real drift-report materializations."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import dagster as dg
+import pytest
+
+from efficientai_assets.monitoring import AUDIT_ASSET, drift_report, inference_batch
+from resources.evidently_drift import EvidentlyResource
+from resources.hardware import HardwareResource
+from sensors.drift import (
+    TAG_PARTITIONS,
+    TAG_REPLACED,
+    TAG_TRIGGER,
+    RetrainPolicy,
+    build_drift_sensor,
+)
+from tests.conftest import FAST_TRAINING, PipelineHome
+
+HOUR = 3600.0
+
+
+class Clock:
+    def __init__(self, now: float = 1_800_000_000.0) -> None:
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def _hardware(tmp_path: Path, thermal: str) -> HardwareResource:
+    trace = tmp_path / f"trace-{thermal}.json"
+    trace.write_text(
+        json.dumps(
+            {
+                "start": 0,
+                "readings": [{"at": 0, "thermal_state": thermal, "thermal_source": "replay"}],
+            }
+        )
+    )
+    return HardwareResource(source="replay", replay_trace_path=str(trace))
+
+
+@pytest.fixture
+def monitored(trained_pipeline: PipelineHome, tmp_path: Path) -> Iterator[PipelineHome]:
+    """The trained home's stores with a fresh Dagster instance, so only this test's drift
+    reports are in it."""
+    (tmp_path / "dagster").mkdir()
+    with dg.instance_for_test(temp_dir=str(tmp_path / "dagster")) as instance:
+        resources = {
+            **trained_pipeline.resources,
+            "evidently": EvidentlyResource(reports_dir=str(trained_pipeline.home.reports)),
+        }
+        yield PipelineHome(trained_pipeline.home, resources, instance)
+
+
+def report_day(pipeline: PipelineHome, day: str, **batch: Any) -> None:
+    dg.materialize(
+        [inference_batch, drift_report],
+        partition_key=day,
+        resources=pipeline.resources,
+        instance=pipeline.instance,
+        run_config={"ops": {"inference_batch": {"config": batch}}},
+    )
+
+
+def tick(
+    pipeline: PipelineHome, sensor: dg.SensorDefinition, cursor: str | None, hardware: Any
+) -> dg.SensorResult:
+    context = dg.build_sensor_context(
+        instance=pipeline.instance,
+        cursor=cursor,
+        resources={**pipeline.resources, "hardware": hardware},
+    )
+    result = sensor(context)
+    assert isinstance(result, dg.SensorResult)
+    return result
+
+
+def skipped(result: dg.SensorResult) -> str:
+    assert result.skip_reason is not None and result.skip_reason.skip_message is not None
+    return result.skip_reason.skip_message
+
+
+def requests(result: dg.SensorResult) -> list[dg.RunRequest]:
+    return list(result.run_requests or [])
+
+
+def _job() -> Any:
+    from efficientai_assets.jobs import training_job
+
+    return training_job
+
+
+def test_calm_day_skips_and_a_sudden_shift_requests_exactly_one_run(
+    monitored: PipelineHome, tmp_path: Path
+) -> None:
+    clock = Clock()
+    sensor = build_drift_sensor(_job(), policy=RetrainPolicy(min_new_rows=100), clock=clock)
+    cool = _hardware(tmp_path, "nominal")
+
+    report_day(monitored, "2026-04-01", shift="none")
+    calm = tick(monitored, sensor, None, cool)
+    assert not requests(calm)
+    assert "no drift pending" in skipped(calm) and "2026-04-01: no drift" in skipped(calm)
+
+    report_day(monitored, "2026-04-02", shift="sudden", shift_start="2026-04-02")
+    drifted = tick(monitored, sensor, calm.cursor, cool)
+    [request] = requests(drifted)
+    assert request.tags[TAG_TRIGGER] == "drift" and request.tags[TAG_PARTITIONS] == "2026-04-02"
+    assert request.tags[TAG_REPLACED]
+    source = Path(request.run_config["ops"]["raw_dataset"]["config"]["source_path"])
+    import pandas as pd
+
+    combined = pd.read_parquet(source)
+    assert len(combined) == 1797 + 500  # reference window (train + validation) + the batch
+
+    # The same cursor again (a retried tick) gives the same deterministic run key.
+    replay = tick(monitored, sensor, calm.cursor, cool)
+    assert [r.run_key for r in requests(replay)] == [request.run_key]
+
+    # A new drift event inside the cooldown: no run, and the skip says why.
+    report_day(monitored, "2026-04-03", shift="sudden", shift_start="2026-04-02")
+    clock.now += 1 * HOUR
+    cooling = tick(monitored, sensor, drifted.cursor, cool)
+    assert not requests(cooling) and skipped(cooling).startswith("cooldown:")
+    assert "2026-04-03" in skipped(cooling)
+
+    clock.now += 6 * HOUR
+    after = tick(monitored, sensor, cooling.cursor, cool)
+    [second] = requests(after)
+    assert second.tags[TAG_PARTITIONS] == "2026-04-03" and second.run_key != request.run_key
+
+
+def test_hot_machine_defers_and_too_few_new_rows_waits(
+    monitored: PipelineHome, tmp_path: Path
+) -> None:
+    report_day(monitored, "2026-04-10", shift="sudden", shift_start="2026-04-10", rows=200)
+    greedy = build_drift_sensor(_job(), policy=RetrainPolicy(min_new_rows=1000), clock=Clock())
+    waiting = tick(monitored, greedy, None, _hardware(tmp_path, "nominal"))
+    assert not requests(waiting)
+    assert skipped(waiting).startswith("waiting for labelled rows: 200 of 1000")
+
+    sensor = build_drift_sensor(_job(), policy=RetrainPolicy(min_new_rows=100), clock=Clock())
+    hot = tick(monitored, sensor, None, _hardware(tmp_path, "serious"))
+    assert not requests(hot)
+    assert skipped(hot).startswith("deferred by the hardware gate")
+    assert "thermal=serious" in skipped(hot) and "2026-04-10" in skipped(hot)
+    cooled = tick(monitored, sensor, hot.cursor, _hardware(tmp_path, "nominal"))
+    assert len(requests(cooled)) == 1, "the deferred drift is requested once the machine cools"
+
+
+@pytest.mark.slow
+def test_shifted_batch_leads_through_the_sensor_to_a_retrained_champion(
+    home_factory: Any, tmp_path: Path
+) -> None:
+    from efficientai_assets.data import dataset_splits, raw_dataset
+    from efficientai_assets.training import candidate_model, champion_model
+    from tests.conftest import training_run_config
+
+    pipeline = home_factory("e2e")
+    pipeline.resources["evidently"] = EvidentlyResource(reports_dir=str(pipeline.home.reports))
+    training_assets = [raw_dataset, dataset_splits, candidate_model, champion_model]
+    pipeline.materialize(training_assets, run_config=training_run_config())
+    mlflow = pipeline.resources["mlflow"]
+    name = mlflow.model_name("digits-classifier")
+    first = mlflow.version_for_alias(name, "champion").version
+
+    report_day(pipeline, "2026-05-01", shift="sudden", shift_start="2026-05-01", rows=600)
+    sensor = build_drift_sensor(
+        _job(),
+        policy=RetrainPolicy(min_new_rows=100),
+        extra_run_config=training_run_config(),
+        clock=Clock(),
+    )
+    cool = _hardware(tmp_path, "nominal")
+    requested = tick(pipeline, sensor, None, cool)
+    [request] = requests(requested)
+    assert (
+        request.run_config["ops"]["candidate_model"]["config"]["epochs"] == FAST_TRAINING["epochs"]
+    )
+
+    run = dg.materialize(
+        training_assets,
+        resources=pipeline.resources,
+        instance=pipeline.instance,
+        run_config=request.run_config,
+        tags={**request.tags, "dagster/run_key": request.run_key or ""},
+    )
+    assert run.success
+    second = mlflow.version_for_alias(name, "champion").version
+    assert int(second) > int(first), "the candidate trained on the new data became champion"
+
+    audited = tick(pipeline, sensor, requested.cursor, cool)
+    [audit] = [e for e in audited.asset_events if e.asset_key == dg.AssetKey(AUDIT_ASSET)]
+    record = {k: v.value for k, v in audit.metadata.items()}
+    assert record["outcome"] == "promoted" and record["replaced_champion"] == str(first)
+    assert record["new_champion"] == str(second) and record["drift_partitions"] == "2026-05-01"
+    lines = (pipeline.home.reports / "retraining_audit.jsonl").read_text().splitlines()
+    assert json.loads(lines[-1])["run_id"] == run.run_id
+    again = tick(pipeline, sensor, audited.cursor, cool)
+    assert not again.asset_events, "each retraining is audited once"
