@@ -41,7 +41,7 @@ class MlflowResource(dg.ConfigurableResource):
     artifact_root: str = Field(
         default="",
         description="Artifact location for new experiments; empty means <home>/mlflow/artifacts "
-        "(only used with the embedded SQLite store; a tracking server decides its own).",
+        "for a database backend (SQLite, PostgreSQL); a tracking server decides its own.",
     )
     project_namespace: str = Field(
         default="efficientai",
@@ -64,8 +64,9 @@ class MlflowResource(dg.ConfigurableResource):
         return self.tracking_uri or default_home().mlflow_tracking_uri
 
     def resolved_artifact_root(self) -> str | None:
+        """A tracking server chooses its own artifact store; a database backend gets the home's."""
         uri = self.resolved_tracking_uri()
-        if not uri.startswith("sqlite:"):
+        if uri.startswith(("http://", "https://", "databricks")):
             return self.artifact_root or None
         root = self.artifact_root or str(default_home().mlflow_artifacts)
         return root if "://" in root else f"file://{os.path.abspath(root)}"
