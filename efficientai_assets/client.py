@@ -403,9 +403,13 @@ class MLOpsClient:
         in the registry, else ``<namespace>/datasets/<name>``."""
         source = Path(path).expanduser().resolve()
         root = self.dvc_client.root()
+        if root.is_relative_to(source) and root != source:
+            raise ValueError(f"cannot version {source}: it contains the data registry {root}")
         if source.is_relative_to(root):
             relative = source.relative_to(root)
-            if not relative.parts or relative.parts[0] in (".git", ".dvc"):
+            if not relative.parts:
+                raise ValueError(f"{source} is the data registry itself, not a dataset in it")
+            if relative.parts[0] in (".git", ".dvc"):
                 raise ValueError(f"{source} is registry internals, not a dataset")
             return relative.as_posix()
         return self.dvc_client.project_path(DATASETS_DIR, source.name)

@@ -348,6 +348,8 @@ def test_bad_arguments_get_errors_naming_the_problem(
         client.start_run("lost", experiment_id="987654"),
     ):
         pass
+    with pytest.raises(ValueError, match="contains the data registry"):
+        client.version_dataset(client.home.root)
     with client.start_run("artifacts"), pytest.raises(FileNotFoundError, match=r"ghost\.txt"):
         client.log_artifact(tmp_path / "ghost.txt")
     with pytest.raises(MLOpsClientError, match="no reference data"):
