@@ -5,6 +5,7 @@ UV_VERSION := 0.13.9
 UV := .tools/bin/uv
 VENV := .venv
 PY := $(VENV)/bin/python
+DAGSTER := $(VENV)/bin/dagster
 
 EFFICIENTAI_HOME ?= $(CURDIR)/.efficientai
 export EFFICIENTAI_HOME
@@ -30,7 +31,9 @@ setup: $(VENV)/.installed
 ## run: materialize every asset on the built-in sample with the embedded defaults
 run: setup
 	$(PY) -m resources.home > /dev/null
-	$(VENV)/bin/dagster job execute -m efficientai_assets.definitions -j efficientai_pipeline
+	$(DAGSTER) job execute -m efficientai_assets.definitions -j efficientai_pipeline
+	$(DAGSTER) job execute -m efficientai_assets.definitions -j monitoring_job \
+		--tags "{\"dagster/partition\": \"$$($(PY) -m efficientai_assets.summary --latest-day)\"}"
 	$(PY) -m efficientai_assets.summary
 
 ## test: the whole test suite on real components
@@ -45,7 +48,7 @@ lint: setup
 ## dev: the Dagster UI (and daemon: schedules, sensors) on http://127.0.0.1:3000
 dev: setup
 	$(PY) -m resources.home > /dev/null
-	$(VENV)/bin/dagster dev -w workspace.yaml -h 127.0.0.1 -p 3000
+	$(DAGSTER) dev -w workspace.yaml -h 127.0.0.1 -p 3000
 
 ## mlflow-ui: the MLflow UI of the embedded store on http://127.0.0.1:5000
 mlflow-ui: setup

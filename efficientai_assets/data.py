@@ -1,7 +1,8 @@
 """Data assets: the raw dataset and its train/validation splits, versioned in the DVC registry."""
 
+from typing import TYPE_CHECKING
+
 import dagster as dg
-import pandas as pd
 
 from efficientai_assets.config import (
     RAW_DATASET_DIR,
@@ -12,8 +13,10 @@ from efficientai_assets.config import (
     RawDatasetConfig,
     SplitConfig,
 )
-from efficientai_assets.datasets import read_table, sample_digits, validate_dataset
 from resources.dvc_registry import DvcResource, DvcVersion
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 DATA_CODE_VERSION = "1"
 
@@ -29,7 +32,7 @@ def _version_metadata(version: DvcVersion) -> dict[str, dg.MetadataValue]:
     }
 
 
-def _preview(frame: pd.DataFrame, rows: int = 5, columns: int = 8) -> dg.MetadataValue:
+def _preview(frame: "pd.DataFrame", rows: int = 5, columns: int = 8) -> dg.MetadataValue:
     shown = [*frame.columns[: columns - 1], frame.columns[-1]]
     return dg.MetadataValue.md(frame[shown].head(rows).to_markdown(index=False))
 
@@ -43,6 +46,8 @@ def _preview(frame: pd.DataFrame, rows: int = 5, columns: int = 8) -> dg.Metadat
 def raw_dataset(
     context: dg.AssetExecutionContext, config: RawDatasetConfig, dvc: DvcResource
 ) -> dg.MaterializeResult:
+    from efficientai_assets.datasets import read_table, sample_digits, validate_dataset
+
     if config.source_path:
         source = config.source_path
         frame = validate_dataset(read_table(config.source_path), config.label_column, source)
@@ -80,6 +85,7 @@ def raw_dataset(
 def dataset_splits(
     context: dg.AssetExecutionContext, config: SplitConfig, dvc: DvcResource
 ) -> dg.MaterializeResult:
+    import pandas as pd
     from sklearn.model_selection import train_test_split
 
     raw_path = dvc.checkout(dvc.project_path(RAW_DATASET_DIR)) / RAW_DATASET_FILE

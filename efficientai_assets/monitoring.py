@@ -14,8 +14,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 import dagster as dg
-import numpy as np
-import pandas as pd
 from pydantic import Field
 
 from efficientai_assets.config import (
@@ -26,7 +24,6 @@ from efficientai_assets.config import (
     TAG_DATA_MD5,
     TRAIN_SPLIT_FILE,
 )
-from efficientai_assets.datasets import DatasetError, read_table, sample_digits
 from resources.dvc_registry import DvcResource
 from resources.evidently_drift import (
     DriftInputError,
@@ -39,6 +36,7 @@ from resources.home import default_home
 from resources.mlflow_tracking import MlflowResource
 
 if TYPE_CHECKING:
+    import pandas as pd
     from mlflow.entities.model_registry import ModelVersion
 
 MONITORING_CODE_VERSION = "1"
@@ -156,6 +154,7 @@ def reference_profile(
 ) -> tuple["ModelVersion", ReferenceProfile, str]:
     """The champion, the profile of its training split (computed once per data version), and
     where the profile came from (memory, disk, computed)."""
+    import pandas as pd
     import pyarrow.parquet as pq
 
     version = champion_version(mlflow)
@@ -186,9 +185,13 @@ def shift_strength(config: InferenceBatchConfig, day: str) -> float:
     return min(1.0, (elapsed + 1) / config.ramp_days)
 
 
-def simulate_batch(config: InferenceBatchConfig, day: str) -> pd.DataFrame:
+def simulate_batch(config: InferenceBatchConfig, day: str) -> "pd.DataFrame":
     """A day's batch drawn (with replacement) from the built-in sample, with the configured shift:
     a fixed subset of feature columns moves by ``magnitude * max(std, 1)``."""
+    import numpy as np
+
+    from efficientai_assets.datasets import sample_digits
+
     sample = sample_digits()
     rng = np.random.default_rng(_day_seed(config.seed, day))
     batch = sample.iloc[rng.integers(0, len(sample), size=config.rows)].reset_index(drop=True)
@@ -207,9 +210,13 @@ def simulate_batch(config: InferenceBatchConfig, day: str) -> pd.DataFrame:
     return batch
 
 
-def landing_batch(config: InferenceBatchConfig, day: str) -> tuple[pd.DataFrame, str]:
+def landing_batch(config: InferenceBatchConfig, day: str) -> tuple["pd.DataFrame", str]:
     """``<landing>/<day>.parquet|.csv``, else the rows of any landed file whose timestamp column
     falls on ``day``."""
+    import pandas as pd
+
+    from efficientai_assets.datasets import read_table
+
     folder = (
         Path(config.landing_dir).expanduser()
         if config.landing_dir
@@ -262,6 +269,8 @@ def inference_batch(
     mlflow: MlflowResource,
     dvc: DvcResource,
 ) -> dg.MaterializeResult:
+    from efficientai_assets.datasets import DatasetError
+
     day = context.partition_key
     if config.source == "simulator":
         frame, source = simulate_batch(config, day), f"simulator (shift {config.shift})"
@@ -316,10 +325,11 @@ def _drifted_table(result: DriftResult, limit: int = 30) -> str:
 
 
 def champion_accuracy(
-    mlflow: MlflowResource, version: "ModelVersion", frame: pd.DataFrame
+    mlflow: MlflowResource, version: "ModelVersion", frame: "pd.DataFrame"
 ) -> float:
     """Accuracy of the champion on the labelled rows of ``frame``."""
     import mlflow as mlflow_lib
+    import numpy as np
 
     mlflow.client()
     labelled = frame[frame[LABEL_COLUMN].notna()]
@@ -354,6 +364,8 @@ def drift_report(
 ) -> dg.MaterializeResult:
     day = context.partition_key
     path = batch_path(evidently, day)
+    import pandas as pd
+
     if not path.is_file():
         raise MonitoringError(f"no batch for {day} at {path}: materialize inference_batch first")
     batch = pd.read_parquet(path)

@@ -1,6 +1,11 @@
-"""``python -m efficientai_assets.summary``: where to look after a run, read from the Dagster instance."""
+"""``python -m efficientai_assets.summary``: where to look after a run, read from the Dagster instance.
+
+``--latest-day`` prints the newest complete monitoring partition (the day ``make run`` reports on).
+"""
 
 from __future__ import annotations
+
+import sys
 
 import dagster as dg
 
@@ -17,7 +22,8 @@ _WHAT_TO_SHOW: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("champion_model", ("champion_version", "promoted", "reason")),
     ("model_bento", ("bento_tag", "bento_path")),
     ("deployment", ("live_bento", "canary_share")),
-    ("drift_report", ("drift_share", "report_html")),
+    ("inference_batch", ("dagster/row_count", "source")),
+    ("drift_report", ("drift_share", "drifted_count", "report_path")),
 )
 
 
@@ -27,6 +33,11 @@ def _text(value: object) -> str:
 
 
 def main() -> None:
+    if sys.argv[1:] == ["--latest-day"]:
+        from efficientai_assets.monitoring import daily_partitions
+
+        print(daily_partitions.get_last_partition_key())
+        return
     home = default_home()
     instance = dg.DagsterInstance.get()
     print(f"\nefficientai home: {home.root}")

@@ -7,7 +7,9 @@ from typing import Any
 
 import dagster as dg
 
+from resources.bentoml_store import BentoMLResource
 from resources.dvc_registry import DvcResource
+from resources.evidently_drift import EvidentlyResource
 from resources.hardware import HardwareResource
 from resources.home import EfficientAIHome
 from resources.mlflow_tracking import MlflowResource
@@ -42,5 +44,7 @@ def build_resources(
             or (str(home.dvc_remote) if home else ""),
             project_namespace=namespace,
         ),
+        "bentoml": BentoMLResource(bentoml_home=str(home.bentoml_home) if home else ""),
+        "evidently": EvidentlyResource(reports_dir=str(home.reports) if home else ""),
         "hardware": HardwareResource(),
     }

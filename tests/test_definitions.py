@@ -80,3 +80,12 @@ def test_asset_specs_snapshot() -> None:
     check_keys = {str(c.name) for c in graph.asset_check_keys}
     assert "quality" in check_keys
     assert dg.AssetKey("candidate_model") in {c.asset_key for c in graph.asset_check_keys}
+
+
+def test_dagster_selection_strings_parse_despite_dvc_pinning_an_older_antlr() -> None:
+    """The CLI's ``--select`` and the UI's selection syntax use Dagster's ANTLR grammar."""
+    selection = dg.AssetSelection.from_string("group:training or key:raw_dataset")
+    from efficientai_assets.definitions import defs
+
+    keys = selection.resolve(defs.resolve_asset_graph())
+    assert {k.to_user_string() for k in keys} == {"raw_dataset", "candidate_model", "champion_model"}
