@@ -416,11 +416,9 @@ class MLOpsClient:
 
     def version_dataset(self, path: str | Path, push_to_remote: bool = False) -> bool:
         """Version a file or folder in the DVC data registry: copied under
-        ``<namespace>/datasets/`` (unless already inside the registry), added, pushed to the
-        remote and its pointer committed. True once versioned; errors raise.
-
-        The registry commits a pointer only once its data is on the remote, so the data is pushed
-        whatever ``push_to_remote`` says (with the default local remote this is a local copy).
+        ``<namespace>/datasets/`` (unless already inside the registry), added to DVC and its
+        pointer committed; pushed to the remote when ``push_to_remote``. True once versioned;
+        errors raise (and leave no committed pointer).
         """
         source = Path(path).expanduser()
         if not source.exists():
@@ -430,7 +428,9 @@ class MLOpsClient:
         if source.resolve() != target:
             _replace_with_copy(source.resolve(), target)
         version = self.dvc_client.version(
-            relative, f"Version {relative} from the {self.project_namespace} client"
+            relative,
+            f"Version {relative} from the {self.project_namespace} client",
+            push=push_to_remote,
         )
         self._log(
             "dataset %s: md5 %s (%s), commit %s%s",
@@ -438,7 +438,7 @@ class MLOpsClient:
             version.md5,
             "new version" if version.changed else "unchanged",
             version.commit[:10],
-            "" if push_to_remote else " (pushed: the registry commits only pushed data)",
+            ", pushed" if push_to_remote else ", not pushed",
         )
         return True
 

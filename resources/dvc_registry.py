@@ -142,13 +142,17 @@ class DvcResource(dg.ConfigurableResource):
 
     # -- versioning -----------------------------------------------------------------------
 
-    def version(self, relative_path: str, message: str) -> DvcVersion:
-        """Track ``relative_path`` (file or folder inside the registry), push it, commit its pointer."""
+    def version(self, relative_path: str, message: str, push: bool = True) -> DvcVersion:
+        """Track ``relative_path`` (file or folder inside the registry), push it, commit its pointer.
+
+        ``push=False`` commits a pointer whose data is only in the local cache (``dvc push``
+        later); the assets always push.
+        """
         with self._locked():
             self._ensure_repo_unlocked()
-            return self._version_unlocked(relative_path, message)
+            return self._version_unlocked(relative_path, message, push)
 
-    def _version_unlocked(self, relative_path: str, message: str) -> DvcVersion:
+    def _version_unlocked(self, relative_path: str, message: str, push: bool) -> DvcVersion:
         from dvc.repo import Repo
 
         root = self.root()
@@ -164,7 +168,8 @@ class DvcResource(dg.ConfigurableResource):
         try:
             with Repo(str(root)) as repo:
                 repo.add(str(target))
-                repo.push(targets=[str(target)], remote=self.remote_name)
+                if push:
+                    repo.push(targets=[str(target)], remote=self.remote_name)
         except Exception as error:
             self._restore(backups, (pointer, gitignore))
             self._git("reset", "-q", "--", rel_pointer, rel_gitignore)

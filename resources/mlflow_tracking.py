@@ -76,10 +76,14 @@ class MlflowResource(dg.ConfigurableResource):
         os.environ["MLFLOW_HTTP_REQUEST_MAX_RETRIES"] = str(self.http_max_retries)
         os.environ["MLFLOW_HTTP_REQUEST_TIMEOUT"] = str(self.http_timeout_seconds)
         os.environ.setdefault("MLFLOW_ALLOW_PICKLE_DESERIALIZATION", "false")
-        if self.username is not None:
-            os.environ["MLFLOW_TRACKING_USERNAME"] = self.username
-        if self.password is not None:
-            os.environ["MLFLOW_TRACKING_PASSWORD"] = self.password
+        for variable, value in (
+            ("MLFLOW_TRACKING_USERNAME", self.username),
+            ("MLFLOW_TRACKING_PASSWORD", self.password),
+        ):
+            # Outside Dagster an EnvVar field is still the variable's name: resolve it here.
+            resolved = value.get_value() if isinstance(value, dg.EnvVar) else value
+            if resolved is not None:
+                os.environ[variable] = resolved
 
     def _ensure_local_store(self) -> None:
         uri = self.resolved_tracking_uri()

@@ -107,6 +107,21 @@ def _git(registry: Path, *args: str) -> str:
 # -- the script-style workflow ------------------------------------------------------------------
 
 
+def test_versioning_without_push_commits_the_pointer_and_keeps_the_data_local(
+    client: MLOpsClient, tmp_path: Path
+) -> None:
+    csv_path = tmp_path / "local.csv"
+    _frame(20).to_csv(csv_path, index=False)
+    assert client.version_dataset(csv_path) is True
+    relative = client.dataset_path(csv_path)
+    registry = client.dvc_client.root()
+    assert _git(registry, "log", "--format=%H", "--", f"{relative}.dvc")
+    not_pushed = _dvc_status(registry)
+    assert not_pushed, "the content should not be on the remote yet"
+    assert client.version_dataset(csv_path, push_to_remote=True) is True
+    assert _dvc_status(registry) == {}
+
+
 def test_script_workflow_lands_in_mlflow_the_dvc_registry_and_the_bento_store(
     client: MLOpsClient, tracking: MlflowClient, small_model: Path, tmp_path: Path
 ) -> None:

@@ -82,10 +82,22 @@ def test_asset_specs_snapshot() -> None:
     assert dg.AssetKey("candidate_model") in {c.asset_key for c in graph.asset_check_keys}
 
 
-def test_dagster_selection_strings_parse_despite_dvc_pinning_an_older_antlr() -> None:
-    """The CLI's ``--select`` and the UI's selection syntax use Dagster's ANTLR grammar."""
-    selection = dg.AssetSelection.from_string("group:training or key:raw_dataset")
+def test_dagster_and_dvcs_hydra_grammars_share_one_antlr_runtime() -> None:
+    """Dagster's selection syntax (CLI ``--select``, the UI) and DVC's Hydra/omegaconf parsing
+    (``dvc exp`` parameters) are both ANTLR grammars; the lock gives them one runtime that reads
+    both."""
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+    from omegaconf import OmegaConf
+
     from efficientai_assets.definitions import defs
 
+    selection = dg.AssetSelection.from_string("group:training or key:raw_dataset")
     keys = selection.resolve(defs.resolve_asset_graph())
-    assert {k.to_user_string() for k in keys} == {"raw_dataset", "candidate_model", "champion_model"}
+    assert {k.to_user_string() for k in keys} == {
+        "raw_dataset",
+        "candidate_model",
+        "champion_model",
+    }
+    assert OmegaConf.create({"a": 2, "b": "${a}"}).b == 2
+    [override] = OverridesParser.create().parse_overrides(["train.epochs=5"])
+    assert override.value() == 5
