@@ -17,10 +17,9 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import numpy as np
-
 if TYPE_CHECKING:
     import mlx.nn as nn
+    import numpy as np
 
 WEIGHTS_FILENAME = "weights.safetensors"
 CONFIG_FILENAME = "config.json"
@@ -119,6 +118,8 @@ def fit_config(
     hidden_units: Sequence[int],
 ) -> MLPConfig:
     """Derive the standardisation statistics and class list from the training split."""
+    import numpy as np
+
     mean = features.mean(axis=0)
     std = features.std(axis=0)
     std = np.where(std < 1e-8, 1.0, std)
@@ -132,12 +133,16 @@ def fit_config(
 
 
 def _standardise(config: MLPConfig, features: np.ndarray) -> np.ndarray:
+    import numpy as np
+
     mean = np.asarray(config.feature_mean, dtype=np.float32)
     std = np.asarray(config.feature_std, dtype=np.float32)
     return ((features.astype(np.float32) - mean) / std).astype(np.float32)
 
 
 def _label_indices(config: MLPConfig, labels: np.ndarray) -> np.ndarray:
+    import numpy as np
+
     index = {c: i for i, c in enumerate(config.classes)}
     unknown = sorted({int(v) for v in labels} - index.keys())
     if unknown:
@@ -148,6 +153,8 @@ def _label_indices(config: MLPConfig, labels: np.ndarray) -> np.ndarray:
 
 
 def _scalar(value: Any) -> float:
+    import numpy as np
+
     return float(np.asarray(value))
 
 
@@ -164,6 +171,7 @@ def train(
     import mlx.core as mx
     import mlx.nn as nn
     import mlx.optimizers as optim
+    import numpy as np
 
     device = best_device_name()
     mx.set_default_device(mx.gpu if device == "gpu" else mx.cpu)
@@ -262,6 +270,7 @@ class MLXClassifier:
 
     def predict_proba(self, features: np.ndarray) -> np.ndarray:
         import mlx.core as mx
+        import numpy as np
 
         features = np.asarray(features, dtype=np.float32)
         if features.ndim != 2 or features.shape[1] != self.config.n_features:
@@ -272,5 +281,7 @@ class MLXClassifier:
         return np.asarray(mx.softmax(logits, axis=1), dtype=np.float32)
 
     def predict(self, features: np.ndarray) -> np.ndarray:
+        import numpy as np
+
         proba = self.predict_proba(features)
         return np.asarray(self.config.classes, dtype=np.int64)[proba.argmax(axis=1)]

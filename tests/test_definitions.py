@@ -7,7 +7,18 @@ import sys
 
 import dagster as dg
 
-HEAVY_MODULES = ("mlflow", "evidently", "bentoml", "mlx", "torch", "sklearn", "dvc", "scipy")
+HEAVY_MODULES = (
+    "mlflow",
+    "evidently",
+    "bentoml",
+    "mlx",
+    "torch",
+    "sklearn",
+    "dvc",
+    "scipy",
+    "pandas",
+    "numpy",
+)
 
 
 def test_loading_the_code_location_imports_no_heavy_library() -> None:
