@@ -73,6 +73,7 @@ metadata_app = Starlette(routes=[Route("/metadata", _metadata, methods=["GET"])]
     workers=1,
     http={"host": "127.0.0.1"},
     traffic={"timeout": 30},
+    logging={"access": {"enabled": False}},
 )
 class MLXClassifierService:
     """Predicts the class (and every class probability) of rows of features."""
@@ -112,12 +113,13 @@ class MLXClassifierService:
 
     @bentoml.api(
         input_spec=PredictRequest,
-        batchable=True,
+        batchable=SETTINGS.adaptive_batching,
         max_batch_size=SETTINGS.max_batch_size,
         max_latency_ms=SETTINGS.max_latency_ms,
     )
-    def predict(self, instances: list[list[float]]) -> list[Prediction]:
-        """Labels and class probabilities for each row (adaptive batching merges requests)."""
+    async def predict(self, instances: list[list[float]]) -> list[Prediction]:
+        """Labels and class probabilities for each row (adaptive batching merges requests;
+        ``EFFICIENTAI_SERVE_ADAPTIVE_BATCHING=false`` turns it off)."""
         classifier = STATE.classifier
         if classifier is None:
             raise ServiceUnavailable(STATE.not_ready_reason() or "model not loaded")
@@ -133,7 +135,11 @@ class MLXClassifierService:
 
 
 # The decorators' stubs hide that the class is now a ``bentoml.Service``.
-cast("bentoml.Service[Any]", MLXClassifierService).add_asgi_middleware(
+SERVICE = cast("bentoml.Service[Any]", MLXClassifierService)
+# Without a declared media type BentoML regenerates the output's JSON schema on every response
+# to choose one (measured: ~15% of a request's CPU time).
+SERVICE.apis["predict"].output_spec.media_type = "application/json"
+SERVICE.add_asgi_middleware(
     EdgeGuardMiddleware,
     max_body_bytes=SETTINGS.max_body_bytes,
     token=os.environ.get(SETTINGS.token_env) or None,

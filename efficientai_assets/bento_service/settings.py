@@ -24,7 +24,9 @@ ENV_OVERRIDES: Mapping[str, str] = {
     "EFFICIENTAI_SERVE_MAX_ROWS": "max_rows",
     "EFFICIENTAI_SERVE_MAX_BODY_BYTES": "max_body_bytes",
     "EFFICIENTAI_SERVE_TOKEN_ENV": "token_env",
+    "EFFICIENTAI_SERVE_ADAPTIVE_BATCHING": "adaptive_batching",
 }
+_TRUE, _FALSE = frozenset({"1", "true", "yes", "on"}), frozenset({"0", "false", "no", "off"})
 
 
 class SettingsError(ValueError):
@@ -47,6 +49,7 @@ class ServingSettings:
     max_batch_size: int = 512
     max_latency_ms: int = 10_000
     token_env: str = DEFAULT_TOKEN_ENV
+    adaptive_batching: bool = True
     feature_names: tuple[str, ...] = field(default=())
 
     def __post_init__(self) -> None:
@@ -111,6 +114,11 @@ class ServingSettings:
                 continue
             if name == "token_env":
                 changes[name] = raw
+                continue
+            if name == "adaptive_batching":
+                if raw.lower() not in _TRUE | _FALSE:
+                    raise SettingsError(f"{variable} must be true or false, got {raw!r}")
+                changes[name] = raw.lower() in _TRUE
                 continue
             try:
                 changes[name] = int(raw)
