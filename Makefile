@@ -16,7 +16,7 @@ export MLFLOW_ALLOW_PICKLE_DESERIALIZATION := false
 export DVC_NO_ANALYTICS := 1
 export DAGSTER_DISABLE_TELEMETRY := 1
 
-.PHONY: setup run test lint dev mlflow-ui bench clean-home
+.PHONY: setup run test lint dev serve rollback mlflow-ui bench bench-quick clean-home
 
 $(UV):
 	$(PYTHON) -m venv .tools
@@ -49,6 +49,17 @@ lint: setup
 dev: setup
 	$(PY) -m resources.home > /dev/null
 	$(DAGSTER) dev -w workspace.yaml -h 127.0.0.1 -p 3000
+
+## serve: serve the current deployment (champion, plus a canary if one is set) on 127.0.0.1:3001
+SERVE_PORT ?= 3001
+serve: setup
+	$(PY) -m resources.bentoml_store serve --port $(SERVE_PORT)
+
+## rollback: put the previous champion back in one command: make rollback REASON="why"
+rollback: setup
+	@test -n "$(REASON)" || (echo 'usage: make rollback REASON="why"'; exit 2)
+	$(DAGSTER) asset materialize -m efficientai_assets.definitions --select deployment \
+		--config-json '{"ops": {"deployment": {"config": {"action": "rollback", "reason": "$(REASON)"}}}}'
 
 ## mlflow-ui: the MLflow UI of the embedded store on http://127.0.0.1:5000
 mlflow-ui: setup
