@@ -17,6 +17,7 @@ import dagster as dg
 import pytest
 
 from resources.defaults import build_resources
+from resources.hardware import HardwareResource
 from resources.home import EfficientAIHome
 
 # Keep MLflow from retrying a dead server for minutes, and never deserialise pickles.
@@ -53,6 +54,20 @@ class PipelineHome:
 HomeFactory = Callable[[str], PipelineHome]
 
 
+def resources_for_tests(namespace: str, home: EfficientAIHome) -> dict[str, Any]:
+    """The project's resources under ``home``, with a hardware gate that still reads this machine
+    but does not hold on CPU or memory pressure: a busy test machine must not defer the steps
+    under test. The gate itself is tested with replayed readings (tests/test_gate_*.py)."""
+    return {
+        **build_resources(namespace, home),
+        "hardware": HardwareResource(
+            gate_psi_cpu_some_max=100.0,
+            gate_psi_memory_some_max=100.0,
+            gate_psi_memory_full_max=100.0,
+        ),
+    }
+
+
 def make_home(root: Path) -> EfficientAIHome:
     home = EfficientAIHome(root.resolve())
     home.ensure_layout()
@@ -69,7 +84,7 @@ def home_factory(tmp_path: Path) -> Iterator[HomeFactory]:
         context = dg.instance_for_test(temp_dir=str(home.dagster_home))
         instance = context.__enter__()
         stack.append(context)
-        return PipelineHome(home, build_resources("test", home), instance)
+        return PipelineHome(home, resources_for_tests("test", home), instance)
 
     yield factory
     for context in reversed(stack):
@@ -88,7 +103,7 @@ def trained_pipeline(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Pipel
 
     home = make_home(tmp_path_factory.mktemp("trained") / "home")
     with dg.instance_for_test(temp_dir=str(home.dagster_home)) as instance:
-        pipeline = PipelineHome(home, build_resources("test", home), instance)
+        pipeline = PipelineHome(home, resources_for_tests("test", home), instance)
         pipeline.materialize(
             [raw_dataset, dataset_splits, candidate_model, champion_model],
             run_config=training_run_config(),

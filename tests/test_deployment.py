@@ -13,14 +13,13 @@ from typing import Any
 import dagster as dg
 import httpx
 import pytest
+from conftest import PipelineHome, make_home, resources_for_tests, training_run_config
 
 from efficientai_assets.config import CHALLENGER_ALIAS, CHAMPION_ALIAS, MODEL_NAME
 from efficientai_assets.data import dataset_splits, raw_dataset
 from efficientai_assets.serving import DEPLOYMENTS_EXPERIMENT, deployment, model_bento
 from efficientai_assets.training import candidate_model, champion_model
 from resources.bentoml_store import BentoMLResource, DeploymentRecord
-from resources.defaults import build_resources
-from tests.conftest import PipelineHome, make_home, training_run_config
 
 pytestmark = pytest.mark.slow
 
@@ -33,7 +32,7 @@ def two_versions(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PipelineH
     home = make_home(tmp_path_factory.mktemp("deploy") / "home")
     with dg.instance_for_test(temp_dir=str(home.dagster_home)) as instance:
         resources = {
-            **build_resources("test", home),
+            **resources_for_tests("test", home),
             "bentoml": BentoMLResource(bentoml_home=str(home.bentoml_home), port=0),
         }
         pipeline = PipelineHome(home, resources, instance)

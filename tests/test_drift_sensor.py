@@ -9,6 +9,7 @@ from typing import Any
 
 import dagster as dg
 import pytest
+from conftest import FAST_TRAINING, PipelineHome
 
 from efficientai_assets.monitoring import AUDIT_ASSET, drift_report, inference_batch
 from resources.evidently_drift import EvidentlyResource
@@ -20,7 +21,6 @@ from sensors.drift import (
     RetrainPolicy,
     build_drift_sensor,
 )
-from tests.conftest import FAST_TRAINING, PipelineHome
 
 HOUR = 3600.0
 
@@ -159,9 +159,10 @@ def test_hot_machine_defers_and_too_few_new_rows_waits(
 def test_shifted_batch_leads_through_the_sensor_to_a_retrained_champion(
     home_factory: Any, tmp_path: Path
 ) -> None:
+    from conftest import training_run_config
+
     from efficientai_assets.data import dataset_splits, raw_dataset
     from efficientai_assets.training import candidate_model, champion_model
-    from tests.conftest import training_run_config
 
     pipeline = home_factory("e2e")
     pipeline.resources["evidently"] = EvidentlyResource(reports_dir=str(pipeline.home.reports))

@@ -9,6 +9,7 @@ from typing import Any
 
 import dagster as dg
 import pytest
+from conftest import PipelineHome
 
 from efficientai_assets.monitoring import (
     DRIFT_CHECK,
@@ -18,7 +19,6 @@ from efficientai_assets.monitoring import (
     shift_strength,
 )
 from resources.evidently_drift import EvidentlyResource
-from tests.conftest import PipelineHome
 
 
 def monitoring_config(**batch: Any) -> dict[str, Any]:

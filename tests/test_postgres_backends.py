@@ -12,12 +12,11 @@ from pathlib import Path
 
 import dagster as dg
 import pytest
-from conftest import make_home, training_run_config
+from conftest import make_home, resources_for_tests, training_run_config
 
 from efficientai_assets.config import CHAMPION_ALIAS, MODEL_NAME, TRAINING_EXPERIMENT
 from efficientai_assets.data import dataset_splits, raw_dataset
 from efficientai_assets.training import candidate_model, champion_model
-from resources.defaults import build_resources
 
 SERVER = "postgresql://postgres@127.0.0.1:5432"
 
@@ -57,7 +56,7 @@ def test_pipeline_runs_with_postgres_dagster_storage_and_mlflow_backend(
     dagster_db, mlflow_db = databases
     monkeypatch.setenv("EFFICIENTAI_MLFLOW_TRACKING_URI", f"{SERVER}/{mlflow_db}")
     home = make_home(tmp_path / "home")
-    resources = build_resources("pg", home)
+    resources = resources_for_tests("pg", home)
     storage = {"storage": {"postgres": {"postgres_url": f"{SERVER}/{dagster_db}"}}}
     with dg.instance_for_test(overrides=storage, temp_dir=str(home.dagster_home)) as instance:
         dg.materialize(

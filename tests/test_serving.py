@@ -17,11 +17,11 @@ import numpy as np
 import pandas as pd
 import psutil
 import pytest
+from conftest import PipelineHome
 
 from efficientai_assets.config import CHAMPION_ALIAS, LABEL_COLUMN, MODEL_NAME, SPLITS_DIR
 from efficientai_assets.serving import model_bento
 from resources.bentoml_store import BentoInfo, BentoMLResource, BentoServer
-from tests.conftest import PipelineHome
 
 pytestmark = pytest.mark.slow
 
