@@ -178,13 +178,8 @@ def validate_frame(
     min_rows: int = 1,
     reference: ReferenceProfile | None = None,
 ) -> None:
-    """Raise :class:`DriftInputError` for anything that would make a drift verdict meaningless.
-
-    Checks: declared columns present (with a hint when one looks renamed), numeric columns
-    numeric, no all-NaN or infinite column, enough rows, and — against a reference profile —
-    no type change and categories coded the same way. Works column by column, never copying
-    the frame.
-    """
+    """Raise :class:`DriftInputError` for anything that would make a drift verdict meaningless
+    (see ``drift_engine.validate_frame`` for the checks)."""
     from resources import drift_engine
 
     drift_engine.validate_frame(frame, schema, role, min_rows, reference)
