@@ -212,7 +212,6 @@ def candidate_model(
     run_tags = {
         **provenance,
         **gate.to_tags(),
-        **gate.snapshot.to_tags("hardware.start."),
         **recommendation.to_tags(),
         **blas.to_tags(),
     }
@@ -257,10 +256,10 @@ def candidate_model(
             passed, verdict = _quality(
                 final.val_accuracy, final.val_loss, config.min_validation_accuracy
             )
-            end_snapshot = hardware.snapshot()
-            mlflow.client().set_tag(run_id, "training.device", result.device)
-            for key, value in end_snapshot.to_tags("hardware.end.").items():
-                mlflow.client().set_tag(run_id, key, value)
+            mlflow.set_tags(
+                run_id,
+                {"training.device": result.device, **hardware.snapshot().to_tags("hardware.end.")},
+            )
             model_uri = _log_mlx_model(result, feature_columns)
             version = _register(
                 mlflow,

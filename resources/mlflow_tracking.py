@@ -7,7 +7,6 @@ ends it; here every asset materialization owns exactly one run, created and ende
 
 from __future__ import annotations
 
-import math
 import os
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -208,6 +207,12 @@ class MlflowResource(dg.ConfigurableResource):
             client.log_batch(run_id, metrics=metrics[start : start + _MAX_METRICS_PER_BATCH])
         return len(metrics)
 
+    def set_tags(self, run_id: str, tags: Mapping[str, str]) -> None:
+        """Set many run tags in one request."""
+        from mlflow.entities import RunTag
+
+        self.client().log_batch(run_id, tags=[RunTag(key, value) for key, value in tags.items()])
+
     def log_params(self, run_id: str, params: Mapping[str, object]) -> None:
         from mlflow.entities import Param
 
@@ -241,10 +246,3 @@ class MlflowResource(dg.ConfigurableResource):
             return self.client().get_model_version_by_alias(model_name, alias)
         except MlflowException:
             return None
-
-
-def finite_or_none(value: float | None) -> float | None:
-    """NaN/inf become None so they can never compare as 'better'."""
-    if value is None or not math.isfinite(value):
-        return None
-    return value
