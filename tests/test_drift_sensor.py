@@ -162,6 +162,7 @@ def test_shifted_batch_leads_through_the_sensor_to_a_retrained_champion(
     from conftest import training_run_config
 
     from efficientai_assets.data import dataset_splits, raw_dataset
+    from efficientai_assets.serving import model_bento
     from efficientai_assets.training import candidate_model, champion_model
 
     pipeline = home_factory("e2e")
@@ -187,7 +188,7 @@ def test_shifted_batch_leads_through_the_sensor_to_a_retrained_champion(
     )
 
     run = dg.materialize(
-        training_assets,
+        [*training_assets, model_bento],
         resources=pipeline.resources,
         instance=pipeline.instance,
         run_config=request.run_config,
@@ -202,6 +203,9 @@ def test_shifted_batch_leads_through_the_sensor_to_a_retrained_champion(
     record = {k: v.value for k, v in audit.metadata.items()}
     assert record["outcome"] == "promoted" and record["replaced_champion"] == str(first)
     assert record["new_champion"] == str(second) and record["drift_partitions"] == "2026-05-01"
+    bento = pipeline.resources["bentoml"].get_bento(record["bento"])
+    assert bento is not None, "the retraining run built the new champion's bento"
+    assert bento.labels["model_version"] == str(second)
     lines = (pipeline.home.reports / "retraining_audit.jsonl").read_text().splitlines()
     assert json.loads(lines[-1])["run_id"] == run.run_id
     again = tick(pipeline, sensor, audited.cursor, cool)
