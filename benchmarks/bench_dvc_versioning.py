@@ -141,8 +141,8 @@ def _case(
     )
     if version.met is False:
         version.note += (
-            f"; limited by work beyond hashing: dvc add alone is {add / md5:.1f}× md5 (hash + "
-            "copy into the cache), then push copies to the remote and git commits the pointer"
+            "; limited by work beyond hashing: DVC copies the bytes into its cache, the push "
+            "copies them again to the remote, and git commits the pointer"
         )
     only_add = compare(
         NAME,
