@@ -61,6 +61,16 @@ rollback: setup
 	$(DAGSTER) asset materialize -m efficientai_assets.definitions --select deployment \
 		--config-json '{"ops": {"deployment": {"config": {"action": "rollback", "reason": "$(REASON)"}}}}'
 
+## bench: every benchmark at full size (results in benchmarks/results/latest.{json,md});
+## BENCH_TORCH=1 also installs the CPU build of torch for the training comparison
+bench: setup
+	$(if $(BENCH_TORCH),$(UV) pip install --python $(PY) "torch==2.13.0")
+	$(PY) -m benchmarks
+
+## bench-quick: small sizes, a few minutes (results in benchmarks/results/quick.{json,md})
+bench-quick: setup
+	$(PY) -m benchmarks --quick
+
 ## mlflow-ui: the MLflow UI of the embedded store on http://127.0.0.1:5000
 mlflow-ui: setup
 	$(VENV)/bin/mlflow ui --backend-store-uri "sqlite:///$(EFFICIENTAI_HOME)/mlflow/mlflow.db" \

@@ -1,0 +1,149 @@
+"""The demo pipeline's work as one plain script, without Dagster: the baseline of bench_pipeline.
+
+``python -m benchmarks.pipeline_script HOME DAY`` versions the sample data and its splits in DVC,
+trains the MLX model in the same child process the product uses, logs and registers it in MLflow,
+evaluates it on the validation split, moves both aliases, builds the bento, records the
+deployment, and writes the day's drift report with the champion's accuracy on the batch — the same
+libraries and the same store calls as the assets, in one process, with no orchestration around them.
+"""
+
+from __future__ import annotations
+
+import sys
+import tempfile
+from datetime import UTC, datetime
+from pathlib import Path
+
+from efficientai_assets.config import (
+    CHALLENGER_ALIAS,
+    CHAMPION_ALIAS,
+    LABEL_COLUMN,
+    MODEL_NAME,
+    RAW_DATASET_DIR,
+    RAW_DATASET_FILE,
+    SPLITS_DIR,
+    TRAIN_SPLIT_FILE,
+    TRAINING_EXPERIMENT,
+    VALIDATION_SPLIT_FILE,
+    TrainingConfig,
+)
+from resources.defaults import build_resources
+from resources.home import EfficientAIHome
+
+
+def main(home_root: str, day: str) -> None:
+    import mlflow as mlflow_lib
+    import pandas as pd
+    from sklearn.model_selection import train_test_split
+
+    from efficientai_assets.blas import training_process_env
+    from efficientai_assets.datasets import sample_digits, validate_dataset
+    from efficientai_assets.mlp import TrainingParams
+    from efficientai_assets.monitoring import (
+        InferenceBatchConfig,
+        champion_accuracy,
+        simulate_batch,
+    )
+    from efficientai_assets.serving import _record_in_mlflow, _served, build_bento_for_version
+    from efficientai_assets.train_worker import TrainingRequest, run_training_process
+    from efficientai_assets.training import _evaluate_on_validation, _log_mlx_model
+    from resources.bentoml_store import DeploymentRecord
+    from resources.evidently_drift import DriftSchema
+
+    home = EfficientAIHome(Path(home_root))
+    home.ensure_layout()
+    resources = build_resources("efficientai", home)
+    dvc, mlflow, bentoml, evidently = (
+        resources["dvc"],
+        resources["mlflow"],
+        resources["bentoml"],
+        resources["evidently"],
+    )
+
+    # data
+    frame = validate_dataset(sample_digits(), LABEL_COLUMN, "sample")
+    dvc.ensure_repo()
+    raw = dvc.project_path(RAW_DATASET_DIR)
+    frame.to_parquet(dvc.workdir(raw) / RAW_DATASET_FILE, index=False)
+    dvc.version(raw, "raw dataset")
+    train, validation = train_test_split(
+        frame, test_size=0.2, random_state=42, stratify=frame[LABEL_COLUMN]
+    )
+    splits = dvc.project_path(SPLITS_DIR)
+    folder = dvc.workdir(splits)
+    train.reset_index(drop=True).to_parquet(folder / TRAIN_SPLIT_FILE, index=False)
+    validation.reset_index(drop=True).to_parquet(folder / VALIDATION_SPLIT_FILE, index=False)
+    dvc.version(splits, "splits")
+
+    # training, tracking, registry
+    config = TrainingConfig()
+    params = TrainingParams(
+        epochs=config.epochs,
+        batch_size=config.batch_size or 64,
+        learning_rate=config.learning_rate,
+        hidden_units=tuple(config.hidden_units),
+        seed=config.seed,
+    )
+    name = mlflow.model_name(MODEL_NAME)
+    with mlflow.run(TRAINING_EXPERIMENT, "plain-script") as run_id:
+        mlflow.log_params(run_id, config.training_fingerprint_fields())
+        with tempfile.TemporaryDirectory() as scratch:
+            result = run_training_process(
+                TrainingRequest(
+                    train_path=str(folder / TRAIN_SPLIT_FILE),
+                    validation_path=str(folder / VALIDATION_SPLIT_FILE),
+                    label_column=LABEL_COLUMN,
+                    output_dir=str(Path(scratch) / "model"),
+                    params=params,
+                ),
+                env=training_process_env(),
+            )
+            mlflow.log_metrics_batch(
+                run_id,
+                [
+                    {"epoch": r.epoch, "val_accuracy": r.val_accuracy, "val_loss": r.val_loss}
+                    for r in result.history
+                ],
+                step_key="epoch",
+            )
+            feature_columns = [c for c in train.columns if c != LABEL_COLUMN]
+            model_uri = _log_mlx_model(result, feature_columns)
+    version = mlflow_lib.register_model(model_uri, name)
+    client = mlflow.client()
+    client.set_registered_model_alias(name, CHALLENGER_ALIAS, version.version)
+    client.set_registered_model_alias(name, CHAMPION_ALIAS, version.version)
+    version = client.get_model_version(name, version.version)
+    _evaluate_on_validation(mlflow, version, dvc)
+
+    # serving
+    bento = build_bento_for_version(mlflow, bentoml, version)
+    record = DeploymentRecord(
+        deployment_id=1,
+        model_name=name,
+        action="deploy",
+        mode="single",
+        champion=_served(version, bento),
+        canary=None,
+        canary_share=0.0,
+        requested_by="plain-script",
+        reason="serve the champion",
+        created_at=datetime.now(UTC).isoformat(timespec="seconds"),
+        dagster_run_id="",
+        previous_deployment_id=None,
+        previous_champion_version=None,
+    )
+    bentoml.write_deployment(record)
+    _record_in_mlflow(mlflow, record, None)
+
+    # monitoring
+    batch = simulate_batch(InferenceBatchConfig(), day)
+    schema = DriftSchema.for_features(feature_columns, LABEL_COLUMN)
+    drift = evidently.compute(pd.read_parquet(folder / TRAIN_SPLIT_FILE), batch, schema)
+    drift.save(home.reports / day)
+    champion_accuracy(mlflow, version, batch)
+
+
+if __name__ == "__main__":
+    if len(sys.argv) != 3:
+        sys.exit("usage: python -m benchmarks.pipeline_script HOME DAY")
+    main(sys.argv[1], sys.argv[2])
