@@ -106,7 +106,8 @@ def machine_info() -> dict[str, Any]:
     }
 
 
-def main(argv: list[str] | None = None) -> int:
+def main(argv: list[str] | None = None, benchmarks: dict[str, ModuleType] | None = None) -> int:
+    """The command line; ``benchmarks`` replaces discovery (for the harness's own tests)."""
     parser = argparse.ArgumentParser(
         prog="python -m benchmarks",
         description=__doc__,
@@ -124,7 +125,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--list", action="store_true", help="list the benchmarks and exit")
     args = parser.parse_args(argv)
 
-    available = discover()
+    available = discover() if benchmarks is None else benchmarks
     if args.list:
         for name, module in available.items():
             print(f"{name:20} {module.TITLE}")

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import json
+import random
 import subprocess
 import sys
+import types
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +25,7 @@ from benchmarks.harness import (
     run_child,
     write_results,
 )
+from benchmarks.run import main
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -160,33 +163,79 @@ def test_interleaved_children_take_turns_and_report_each_step():
     assert finished["a"].data == {"steps": 2}
 
 
-def test_quick_run_of_one_benchmark_writes_json_and_markdown(tmp_path):
+def _sorting_benchmark() -> types.ModuleType:
+    """A real, cheap benchmark: sorting sorted input vs shuffled input."""
+    module = types.ModuleType("bench_sorting")
+    module.TITLE = "Sorting sorted vs shuffled input"  # type: ignore[attr-defined]
+
+    def run(ctx: Any) -> list[Row]:
+        size = 10_000 if ctx.quick else 1_000_000
+        ordered, shuffled = list(range(size)), random.Random(0).sample(range(size), size)
+        ours = median(repeat(lambda: sorted(ordered), reps=3))
+        base = median(repeat(lambda: sorted(shuffled), reps=3))
+        return [
+            compare(
+                "sorting",
+                f"{size:,} ints",
+                subject="sorted input",
+                subject_value=ours,
+                baseline="shuffled",
+                baseline_value=base,
+                unit="s",
+                target=Target("<=", 1.0),
+            )
+        ]
+
+    module.run = run  # type: ignore[attr-defined]
+    return module
+
+
+def test_quick_run_of_one_benchmark_writes_json_and_markdown(tmp_path, capsys):
+    benchmarks = {"sorting": _sorting_benchmark(), "never": _sorting_benchmark()}
+
+    code = main(["--quick", "--only", "sorting", "--out", str(tmp_path)], benchmarks=benchmarks)
+
+    assert code == 0
+    document = json.loads((tmp_path / "quick.json").read_text())
+    assert list(document["benchmarks"]) == ["sorting"]
+    section = document["benchmarks"]["sorting"]
+    assert section["mode"] == "quick" and section["seconds"] >= 0
+    [row] = section["rows"]
+    assert row["case"] == "10,000 ints" and row["ratio"] > 0 and row["met"] is True
+    assert document["machine"]["cores"] >= 1
+    markdown = (tmp_path / "quick.md").read_text()
+    assert "| sorting | 10,000 ints | sorted input: " in markdown and "| ≤ 1× | yes |" in markdown
+    assert "| sorting | 10,000 ints |" in capsys.readouterr().out
+
+
+def test_a_failing_benchmark_is_recorded_and_fails_the_run(tmp_path):
+    broken = types.ModuleType("bench_broken")
+    broken.TITLE = "Broken"  # type: ignore[attr-defined]
+
+    def run(ctx: Any) -> list[Row]:
+        raise RuntimeError("store unreachable")
+
+    broken.run = run  # type: ignore[attr-defined]
+
+    code = main(["--quick", "--out", str(tmp_path)], benchmarks={"broken": broken})
+
+    assert code == 1
+    [row] = json.loads((tmp_path / "quick.json").read_text())["benchmarks"]["broken"]["rows"]
+    assert row["status"] == "error" and "store unreachable" in row["note"]
+
+
+def test_the_command_line_lists_the_benchmarks():
     done = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "benchmarks",
-            "--quick",
-            "--only",
-            "pipeline",
-            "--out",
-            str(tmp_path),
-        ],
+        [sys.executable, "-m", "benchmarks", "--list"],
         capture_output=True,
         text=True,
         cwd=REPO,
-        timeout=300,
+        timeout=120,
         check=False,
     )
-
     assert done.returncode == 0, done.stderr
-    document = json.loads((tmp_path / "quick.json").read_text())
-    section = document["benchmarks"]["pipeline"]
-    assert section["mode"] == "quick" and section["rows"]
-    assert {r["status"] for r in section["rows"]} == {"pending"}
-    assert document["machine"]["cores"] >= 1
-    markdown = (tmp_path / "quick.md").read_text()
-    assert "| pipeline |" in markdown and "| pending |" in markdown
+    names = {line.split()[0] for line in done.stdout.splitlines()}
+    assert {"code_location", "drift", "dvc_versioning", "metric_logging", "mlx_training"} <= names
 
 
 def test_unknown_benchmark_name_is_refused_with_the_available_ones(tmp_path):
