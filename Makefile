@@ -43,7 +43,7 @@ test: setup
 lint: setup
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
-	$(VENV)/bin/mypy efficientai_assets resources sensors
+	$(VENV)/bin/mypy efficientai_assets resources sensors benchmarks tests
 
 ## dev: the Dagster UI (and daemon: schedules, sensors) on http://127.0.0.1:3000
 dev: setup

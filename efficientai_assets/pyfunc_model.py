@@ -8,10 +8,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from mlflow.pyfunc import PythonModel
 import numpy as np
 import pandas as pd
 from mlflow.models import set_model
+from mlflow.pyfunc import PythonModel
 
 try:  # inside the project
     from efficientai_assets.mlp import MLXClassifier
