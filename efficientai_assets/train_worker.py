@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from efficientai_assets.blas import describe_blas
 from efficientai_assets.datasets import split_features
 from efficientai_assets.mlp import CONFIG_FILENAME, EpochRecord, TrainingParams, save, train
 
@@ -51,6 +52,7 @@ class TrainingResult:
     output_dir: Path
     device: str
     history: list[EpochRecord]
+    blas_tags: dict[str, str]  # the BLAS this process really loaded (efficientai_assets.blas)
 
     @property
     def config_path(self) -> Path:
@@ -83,7 +85,9 @@ def run_training_process(
         raise TrainingWorkerError(f"training process exited with {completed.returncode}: {tail}")
     result = json.loads((out / RESULT_FILENAME).read_text())
     history = [EpochRecord(**row) for row in json.loads((out / HISTORY_FILENAME).read_text())]
-    return TrainingResult(output_dir=out, device=result["device"], history=history)
+    return TrainingResult(
+        output_dir=out, device=result["device"], history=history, blas_tags=result["blas"]
+    )
 
 
 def main(request_path: str) -> None:
@@ -96,7 +100,9 @@ def main(request_path: str) -> None:
     out = Path(request.output_dir)
     save(model, outcome.config, out)
     (out / HISTORY_FILENAME).write_text(json.dumps([asdict(r) for r in outcome.history]))
-    (out / RESULT_FILENAME).write_text(json.dumps({"device": outcome.device}))
+    (out / RESULT_FILENAME).write_text(
+        json.dumps({"device": outcome.device, "blas": describe_blas().to_tags()})
+    )
 
 
 if __name__ == "__main__":

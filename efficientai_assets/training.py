@@ -163,7 +163,7 @@ def candidate_model(
     dvc: DvcResource,
     hardware: HardwareResource,
 ) -> dg.MaterializeResult:
-    from efficientai_assets.blas import describe_blas, training_process_env
+    from efficientai_assets.blas import training_process_env
     from efficientai_assets.train_worker import TrainingRequest, run_training_process
 
     gate = enforce_heavy_gate(context, hardware, priority=cast(Priority, config.priority))
@@ -199,7 +199,6 @@ def candidate_model(
         hidden_units=tuple(config.hidden_units),
         seed=config.seed,
     )
-    blas = describe_blas()
     provenance = {
         TAG_DAGSTER_RUN_ID: context.run.run_id,
         TAG_DAGSTER_ASSET_KEY: context.asset_key.to_user_string(),
@@ -213,7 +212,6 @@ def candidate_model(
         **provenance,
         **gate.to_tags(),
         **recommendation.to_tags(),
-        **blas.to_tags(),
     }
     with mlflow.run(TRAINING_EXPERIMENT, f"candidate-{context.run.run_id[:8]}", run_tags) as run_id:
         experiment_id = mlflow.client().get_run(run_id).info.experiment_id
@@ -258,7 +256,11 @@ def candidate_model(
             )
             mlflow.set_tags(
                 run_id,
-                {"training.device": result.device, **hardware.snapshot().to_tags("hardware.end.")},
+                {
+                    "training.device": result.device,
+                    **result.blas_tags,
+                    **hardware.snapshot().to_tags("hardware.end."),
+                },
             )
             model_uri = _log_mlx_model(result, feature_columns)
             version = _register(
@@ -294,7 +296,7 @@ def candidate_model(
             "metric_values_logged": logged,
             "device": result.device,
             "batch_size": batch_size,
-            "blas": blas.source,
+            "blas": result.blas_tags.get("blas.source", "unknown"),
             "data_md5": splits.md5,
             "fingerprint": fingerprint,
             **gate.to_metadata(),

@@ -96,6 +96,17 @@ def test_candidate_is_one_finished_run_with_batched_epoch_metrics(
         "critical",
         "unknown",
     }
+    # The BLAS is reported by the training process itself, from what it really loaded.
+    assert run.data.tags["blas.source"] in {
+        "debian-openblas",
+        "system-openblas",
+        "pypi-mkl",
+        "configured",
+        "reference",
+        "accelerate",
+    }
+    if run.data.tags["blas.source"] not in {"reference", "accelerate"}:
+        assert run.data.tags["blas.reason"].endswith("loaded in this process")
     metadata = _metadata(trained_pipeline, "candidate_model")
     assert str(metadata["mlflow_run_url"]).endswith(run.info.run_id)
     assert metadata["memoized"] is False
