@@ -89,6 +89,12 @@ def run(ctx: Context) -> list[Row]:
                 note=f"efficientai_assets.definitions does not import: {error}",
             )
         ]
+    # As installed (`uv sync --compile-bytecode`): both sides import compiled bytecode, whatever
+    # PYTHONDONTWRITEBYTECODE says, so neither pays for compiling its sources on every start.
+    import compileall
+
+    for package in ("efficientai_assets", "resources", "sensors"):
+        compileall.compile_dir(str(REPO_ROOT / package), quiet=1)
     reps = 3 if ctx.quick else 7
     times = time_command(
         {
@@ -99,7 +105,7 @@ def run(ctx: Context) -> list[Row]:
     )
     heavy = product["heavy"]
     top = extra_import_cost("efficientai_assets.definitions", "dagster")[:4]
-    note = f"fresh interpreter each, median of {reps}"
+    note = f"fresh interpreter each, bytecode compiled, median of {reps}"
     note += f"; heavy modules imported: {', '.join(heavy)}" if heavy else "; no heavy module"
     note += "; imports beyond dagster: " + ", ".join(f"{name} {sec:.2f} s" for name, sec in top)
     row = compare(
@@ -117,4 +123,8 @@ def run(ctx: Context) -> list[Row]:
     )
     if row.met is False:
         row.note = row.note.replace("imports beyond dagster", "limited by imports beyond dagster")
+        row.note += (
+            "; the project's own modules cost what Dagster's decorators and config schemas take "
+            "to build 9 assets, 5 resources, 4 jobs, 2 sensors and a schedule"
+        )
     return [row]
