@@ -25,7 +25,9 @@ ENV_OVERRIDES: Mapping[str, str] = {
     "EFFICIENTAI_SERVE_MAX_BODY_BYTES": "max_body_bytes",
     "EFFICIENTAI_SERVE_TOKEN_ENV": "token_env",
     "EFFICIENTAI_SERVE_ADAPTIVE_BATCHING": "adaptive_batching",
+    "EFFICIENTAI_SERVE_TRACE_PREDICT": "trace_predict",
 }
+_BOOL_FIELDS = frozenset({"adaptive_batching", "trace_predict"})
 _TRUE, _FALSE = frozenset({"1", "true", "yes", "on"}), frozenset({"0", "false", "no", "off"})
 
 
@@ -50,6 +52,7 @@ class ServingSettings:
     max_latency_ms: int = 10_000
     token_env: str = DEFAULT_TOKEN_ENV
     adaptive_batching: bool = True
+    trace_predict: bool = False
     feature_names: tuple[str, ...] = field(default=())
 
     def __post_init__(self) -> None:
@@ -115,7 +118,7 @@ class ServingSettings:
             if name == "token_env":
                 changes[name] = raw
                 continue
-            if name == "adaptive_batching":
+            if name in _BOOL_FIELDS:
                 if raw.lower() not in _TRUE | _FALSE:
                     raise SettingsError(f"{variable} must be true or false, got {raw!r}")
                 changes[name] = raw.lower() in _TRUE
