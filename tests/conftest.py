@@ -7,7 +7,10 @@ session; tests that need a fresh state build their own home with ``make_home``.
 
 from __future__ import annotations
 
+import json
 import os
+import subprocess
+import sys
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -109,3 +112,35 @@ def trained_pipeline(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Pipel
             run_config=training_run_config(),
         )
         yield pipeline
+
+
+def dvc_cloud_status(registry: Path) -> dict[str, Any]:
+    """``dvc status --cloud`` as the DVC command line reports it: empty when all is pushed."""
+    completed = subprocess.run(
+        [sys.executable, "-m", "dvc", "status", "--cloud", "--json"],
+        cwd=registry,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    )
+    return dict(json.loads(completed.stdout or "{}"))
+
+
+def bentoml_list(bentoml_home: Path) -> dict[str, dict[str, str]]:
+    """``bentoml.list()`` (tag → labels) in a process whose BENTOML_HOME is ``bentoml_home``:
+    BentoML reads it once, at first use, so the test process never imports it against a home."""
+    script = (
+        "import json, bentoml\n"
+        "print(json.dumps({str(b.tag): dict(b.info.labels) for b in bentoml.list()}))\n"
+    )
+    env = {k: v for k, v in os.environ.items() if k not in ("EFFICIENTAI_PROJECT", "BENTOML_HOME")}
+    completed = subprocess.run(
+        [sys.executable, "-c", script],
+        env={**env, "BENTOML_HOME": str(bentoml_home), "BENTOML_DO_NOT_TRACK": "true"},
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    )
+    return dict(json.loads(completed.stdout.strip().splitlines()[-1]))

@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import pytest
+from conftest import bentoml_list, dvc_cloud_status
 from mlflow import MlflowClient
 
 from efficientai_assets import mlp
@@ -63,37 +64,6 @@ def _frame(rows: int, shift: float = 0.0, seed: int = 0) -> pd.DataFrame:
     return pd.DataFrame(rng.normal(loc=shift, size=(rows, 3)), columns=["a", "b", "c"])
 
 
-def _dvc_status(registry: Path) -> dict[str, Any]:
-    """``dvc status --cloud`` as the DVC command line reports it."""
-    completed = subprocess.run(
-        [sys.executable, "-m", "dvc", "status", "--cloud", "--json"],
-        cwd=registry,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=True,
-    )
-    return dict(json.loads(completed.stdout or "{}"))
-
-
-def _bentoml_list(bentoml_home: Path) -> dict[str, dict[str, str]]:
-    """``bentoml.list()`` in a process whose BENTOML_HOME is the client's (BentoML reads it once,
-    at first use, so the test process never imports it against another home)."""
-    script = (
-        "import json, bentoml\n"
-        "print(json.dumps({str(b.tag): dict(b.info.labels) for b in bentoml.list()}))\n"
-    )
-    completed = subprocess.run(
-        [sys.executable, "-c", script],
-        env={**_clean_env(), "BENTOML_HOME": str(bentoml_home), "BENTOML_DO_NOT_TRACK": "true"},
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=True,
-    )
-    return dict(json.loads(completed.stdout.strip().splitlines()[-1]))
-
-
 def _clean_env() -> dict[str, str]:
     return {k: v for k, v in os.environ.items() if k not in ("EFFICIENTAI_PROJECT", "BENTOML_HOME")}
 
@@ -116,10 +86,10 @@ def test_versioning_without_push_commits_the_pointer_and_keeps_the_data_local(
     relative = client.dataset_path(csv_path)
     registry = client.dvc_client.root()
     assert _git(registry, "log", "--format=%H", "--", f"{relative}.dvc")
-    not_pushed = _dvc_status(registry)
+    not_pushed = dvc_cloud_status(registry)
     assert not_pushed, "the content should not be on the remote yet"
     assert client.version_dataset(csv_path, push_to_remote=True) is True
-    assert _dvc_status(registry) == {}
+    assert dvc_cloud_status(registry) == {}
 
 
 def test_script_workflow_lands_in_mlflow_the_dvc_registry_and_the_bento_store(
@@ -131,7 +101,7 @@ def test_script_workflow_lands_in_mlflow_the_dvc_registry_and_the_bento_store(
     relative = client.dataset_path(csv_path)
     assert relative == f"{NAMESPACE}/datasets/train.csv"
     registry = client.dvc_client.root()
-    assert _dvc_status(registry) == {}  # the content is on the remote
+    assert dvc_cloud_status(registry) == {}  # the content is on the remote
     assert _git(registry, "log", "--format=%H", "--", f"{relative}.dvc")  # its pointer committed
     assert not _git(registry, "status", "--porcelain")
 
@@ -170,7 +140,7 @@ def test_script_workflow_lands_in_mlflow_the_dvc_registry_and_the_bento_store(
     assert deployed["status"] == "success", deployed
     assert deployed["bento_tag"].startswith(f"{NAMESPACE}-tiny:v1-")
     assert finished.data.tags["efficientai.bento_tag"] == deployed["bento_tag"]
-    listed = _bentoml_list(client.home.bentoml_home)
+    listed = bentoml_list(client.home.bentoml_home)
     assert deployed["bento_tag"] in listed
     assert listed[deployed["bento_tag"]]["model_version"] == "1"
     assert listed[deployed["bento_tag"]]["mlflow_run_id"] == run.run_id
@@ -487,4 +457,4 @@ def test_the_examples_run_as_written_against_the_embedded_defaults(
         ]
         assert statuses and set(statuses) == {"FINISHED"}
     else:
-        assert _dvc_status(home / "data") == {}
+        assert dvc_cloud_status(home / "data") == {}
