@@ -75,6 +75,11 @@ class MlflowResource(dg.ConfigurableResource):
         os.environ["MLFLOW_HTTP_REQUEST_MAX_RETRIES"] = str(self.http_max_retries)
         os.environ["MLFLOW_HTTP_REQUEST_TIMEOUT"] = str(self.http_timeout_seconds)
         os.environ.setdefault("MLFLOW_ALLOW_PICKLE_DESERIALIZATION", "false")
+        # Logged models declare their own small requirements; without these MLflow would copy the
+        # whole project's uv.lock and pyproject.toml (found in the working directory) into every
+        # model as its environment.
+        os.environ.setdefault("MLFLOW_UV_AUTO_DETECT", "false")
+        os.environ.setdefault("MLFLOW_LOG_UV_FILES", "false")
         for variable, value in (
             ("MLFLOW_TRACKING_USERNAME", self.username),
             ("MLFLOW_TRACKING_PASSWORD", self.password),

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import subprocess
+from pathlib import Path
 
 import dagster as dg
 import pytest
@@ -125,6 +126,13 @@ def test_registered_model_loads_without_pickle_and_predicts_like_training(
     champion = client.get_model_version_by_alias(name, CHAMPION_ALIAS)
     assert str(challenger.version) == str(champion.version) == "1"
     assert challenger.tags[TAG_QUALITY] == "passed"
+    local = Path(mlflow.artifacts.download_artifacts(f"models:/{name}@{CHAMPION_ALIAS}"))
+    files = {p.name for p in local.rglob("*") if p.is_file()}
+    assert {"weights.safetensors", "config.json", "MLmodel"} <= files
+    assert not {f for f in files if f.endswith((".pkl", ".pickle"))}, files
+    assert "uv.lock" not in files, "the model carries its own requirements, not the project's"
+    requirements = (local / "requirements.txt").read_text()
+    assert "dagster" not in requirements and "mlx" in requirements
     model = mlflow.pyfunc.load_model(f"models:/{name}@{CHAMPION_ALIAS}")
     dvc = trained_pipeline.resources["dvc"]
     validation = pd.read_parquet(dvc.root() / dvc.project_path("splits") / "validation.parquet")
