@@ -32,6 +32,9 @@ TAG_CONFIG_HASH = "efficientai.config_hash"
 TAG_GIT_SHA = "efficientai.git_sha"
 TAG_QUALITY = "efficientai.quality_check"
 TAG_VAL_ACCURACY = "efficientai.val_accuracy"
+TAG_VAL_LOSS = "efficientai.val_loss"
+# Set on a version a rollback moved away from: never promoted again by the pipeline.
+TAG_ROLLED_BACK = "efficientai.rolled_back"
 TAG_DAGSTER_RUN_ID = "dagster.run_id"
 TAG_DAGSTER_ASSET_KEY = "dagster.asset_key"
 

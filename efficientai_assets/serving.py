@@ -31,6 +31,7 @@ from efficientai_assets.config import (
     TAG_DATA_MD5,
     TAG_GIT_SHA,
     TAG_QUALITY,
+    TAG_ROLLED_BACK,
 )
 from efficientai_assets.gate import enforce_heavy_gate
 from efficientai_assets.mlp import CONFIG_FILENAME, WEIGHTS_FILENAME
@@ -257,11 +258,21 @@ def _rollback_target(
     from mlflow.exceptions import MlflowException
 
     current = str(champion.version) if champion is not None else None
+    client = mlflow.client()
     target = requested
     if not target:
+        # The newest earlier champion that was not itself rolled back: a second rollback goes
+        # further back, never forward to the version just rolled back from.
         for record in reversed(bentoml.deployment_history(name)):
-            if record.champion.model_version != current:
-                target = record.champion.model_version
+            version = record.champion.model_version
+            if version == current:
+                continue
+            try:
+                rolled_back = client.get_model_version(name, version).tags.get(TAG_ROLLED_BACK)
+            except MlflowException:
+                continue
+            if not rolled_back:
+                target = version
                 break
     if not target:
         raise dg.Failure(
@@ -271,7 +282,7 @@ def _rollback_target(
     if target == current:
         raise dg.Failure(f"version {target} is already the champion of {name}")
     try:
-        return mlflow.client().get_model_version(name, target)
+        return client.get_model_version(name, target)
     except MlflowException as error:
         raise dg.Failure(f"{name} has no version {target} to roll back to: {error}") from error
 
@@ -401,6 +412,16 @@ def deployment(
         if moved and old_champion is not None:  # leave the registry as it was
             client.set_registered_model_alias(name, CHAMPION_ALIAS, old_champion.version)
         raise
+    if moved and config.action == "rollback" and old_champion is not None:
+        client.set_model_version_tag(
+            name,
+            old_champion.version,
+            TAG_ROLLED_BACK,
+            f"deployment {record.deployment_id} by {requested_by}: {reason}",
+        )
+    if config.action == "promote" and champion.tags.get(TAG_ROLLED_BACK):
+        # An explicit promotion is the operator's decision to trust this version again.
+        client.delete_model_version_tag(name, champion.version, TAG_ROLLED_BACK)
     run_url = _record_in_mlflow(mlflow, record, previous)
     context.log.info("deployment %s by %s: %s", record.summary(), requested_by, reason)
     return dg.MaterializeResult(

@@ -25,7 +25,9 @@ from efficientai_assets.config import (
     TAG_FINGERPRINT,
     TAG_GIT_SHA,
     TAG_QUALITY,
+    TAG_ROLLED_BACK,
     TAG_VAL_ACCURACY,
+    TAG_VAL_LOSS,
     TRAIN_SPLIT_FILE,
     TRAINING_EXPERIMENT,
     VALIDATION_SPLIT_FILE,
@@ -63,6 +65,10 @@ def _quality(accuracy: float, loss: float, floor: float) -> tuple[bool, str]:
     if accuracy < floor:
         return False, f"validation accuracy {accuracy:.4f} is below the floor {floor:.4f}"
     return True, f"validation accuracy {accuracy:.4f} ≥ floor {floor:.4f}, loss finite"
+
+
+def _verdict_tag(passed: bool) -> str:
+    return "passed" if passed else "failed"
 
 
 def _log_mlx_model(result: "TrainingResult", signature_columns: list[str]) -> str:
@@ -112,9 +118,14 @@ def _memoized_result(
     mlflow_resource: MlflowResource, version: "ModelVersion", config: TrainingConfig
 ) -> dg.MaterializeResult:
     name = mlflow_resource.model_name(MODEL_NAME)
-    mlflow_resource.client().set_registered_model_alias(name, CHALLENGER_ALIAS, version.version)
+    client = mlflow_resource.client()
+    client.set_registered_model_alias(name, CHALLENGER_ALIAS, version.version)
     accuracy = float(version.tags.get(TAG_VAL_ACCURACY, "nan"))
-    passed = version.tags.get(TAG_QUALITY) == "passed"
+    loss = float(version.tags.get(TAG_VAL_LOSS, "nan"))
+    # The floor is not part of the fingerprint: judge the reused version against today's floor
+    # and record the verdict, which champion_model and promotions read.
+    passed, verdict = _quality(accuracy, loss, config.min_validation_accuracy)
+    client.set_model_version_tag(name, version.version, TAG_QUALITY, _verdict_tag(passed))
     run = mlflow_resource.client().get_run(version.run_id) if version.run_id else None
     run_url = mlflow_resource.run_url(run.info.experiment_id, run.info.run_id) if run else ""
     return dg.MaterializeResult(
@@ -132,9 +143,15 @@ def _memoized_result(
         check_results=[
             dg.AssetCheckResult(
                 check_name=QUALITY_CHECK,
-                passed=passed and accuracy >= config.min_validation_accuracy,
-                metadata={"val_accuracy": accuracy, "floor": config.min_validation_accuracy},
-                description="re-checked on the reused version's recorded validation accuracy",
+                passed=passed,
+                severity=dg.AssetCheckSeverity.ERROR,
+                metadata={
+                    "val_accuracy": accuracy,
+                    "val_loss": loss,
+                    "floor": config.min_validation_accuracy,
+                    "model_version": str(version.version),
+                },
+                description=f"reused version, re-checked: {verdict}",
             )
         ],
     )
@@ -269,8 +286,9 @@ def candidate_model(
                 run_id,
                 {
                     **provenance,
-                    TAG_QUALITY: "passed" if passed else "failed",
+                    TAG_QUALITY: _verdict_tag(passed),
                     TAG_VAL_ACCURACY: repr(final.val_accuracy),
+                    TAG_VAL_LOSS: repr(final.val_loss),
                 },
             )
 
@@ -333,6 +351,19 @@ def _evaluate_on_validation(
     return float((predicted["label"].to_numpy() == validation[LABEL_COLUMN].to_numpy()).mean())
 
 
+def _same_features(mlflow: MlflowResource, one: "ModelVersion", other: "ModelVersion") -> bool:
+    """Whether two registered versions take the same input columns (from their signatures)."""
+    from mlflow.models import get_model_info
+
+    mlflow.client()
+
+    def columns(version: "ModelVersion") -> list[str] | None:
+        signature = get_model_info(f"models:/{version.name}/{version.version}").signature
+        return signature.inputs.input_names() if signature is not None else None
+
+    return columns(one) == columns(other)
+
+
 @dg.asset(
     group_name="training",
     kinds={"mlflow"},
@@ -355,12 +386,28 @@ def champion_model(
         )
     champion = mlflow.version_for_alias(name, CHAMPION_ALIAS)
     challenger_accuracy = _evaluate_on_validation(mlflow, challenger, dvc)
+    comparable = champion is not None and _same_features(mlflow, champion, challenger)
     champion_accuracy = (
-        _evaluate_on_validation(mlflow, champion, dvc) if champion is not None else None
+        _evaluate_on_validation(mlflow, champion, dvc)
+        if champion is not None and comparable
+        else None
     )
-    client = mlflow.client()
     if champion is not None and champion.version == challenger.version:
         promoted, reason = False, f"version {challenger.version} is already the champion"
+    elif challenger.tags.get(TAG_ROLLED_BACK):
+        promoted = False
+        reason = (
+            f"challenger v{challenger.version} was rolled back ({challenger.tags[TAG_ROLLED_BACK]});"
+            " the pipeline does not promote it again — change the data or config, or promote it "
+            "explicitly with the deployment asset (action: promote)"
+        )
+    elif champion is not None and not comparable:
+        promoted = True
+        reason = (
+            f"challenger v{challenger.version} ({challenger_accuracy:.4f}) takes other input "
+            f"columns than champion v{champion.version}: not comparable on this validation "
+            "split; the challenger passed its quality check and takes the seat"
+        )
     elif champion_accuracy is not None and challenger_accuracy < champion_accuracy:
         promoted = False
         reason = (
@@ -377,6 +424,8 @@ def champion_model(
                 else "an empty seat"
             )
         )
+    if promoted:
+        client = mlflow.client()
         client.set_registered_model_alias(name, CHAMPION_ALIAS, challenger.version)
         client.set_model_version_tag(
             name, challenger.version, "efficientai.promoted_by", context.run.run_id

@@ -234,3 +234,35 @@ def test_promotion_then_rollback_restores_the_previous_champion(two_versions: Pi
         served.wait_until_ready()
         assert httpx.get(served.url + "/metadata").json()["model_version"] == "1"
         assert predict(served.url).headers["x-efficientai-model-version"] == "1"
+
+
+def test_a_rolled_back_version_stays_out_until_an_operator_promotes_it(
+    two_versions: PipelineHome,
+) -> None:
+    """After the rollback above: the pipeline's champion step does not bring v2 back, a second
+    rollback does not go forward to v2, and only an explicit promotion trusts v2 again."""
+    mlflow = two_versions.resources["mlflow"]
+    name = mlflow.model_name(MODEL_NAME)
+    client = mlflow.client()
+    assert aliases(two_versions) == ("1", "2")
+    assert (
+        client.get_model_version(name, "2")
+        .tags["efficientai.rolled_back"]
+        .startswith("deployment ")
+    )
+
+    result = two_versions.materialize([champion_model])
+    metadata = result.asset_materializations_for_node("champion_model")[0].metadata
+    assert metadata["promoted"].value is False
+    assert "rolled back" in metadata["reason"].value
+    assert aliases(two_versions)[0] == "1"
+
+    again = deploy(two_versions, raise_on_error=False, action="rollback", reason="once more")
+    assert not again.success
+    failure = again.failure_data_for_node("deployment")
+    assert failure is not None and "no previous champion" in str(failure.error)
+    assert aliases(two_versions)[0] == "1"
+
+    deploy(two_versions, action="promote", reason="fixed upstream, v2 is fine")
+    assert aliases(two_versions)[0] == "2"
+    assert "efficientai.rolled_back" not in client.get_model_version(name, "2").tags

@@ -220,3 +220,46 @@ def test_champion_stays_when_challenger_is_worse(home_factory: HomeFactory) -> N
     name = pipeline.resources["mlflow"].model_name(MODEL_NAME)
     assert str(_client(pipeline).get_model_version_by_alias(name, CHAMPION_ALIAS).version) == "1"
     assert str(_client(pipeline).get_model_version_by_alias(name, CHALLENGER_ALIAS).version) == "2"
+
+
+def test_a_reused_version_is_judged_against_todays_floor(home_factory: HomeFactory) -> None:
+    pipeline = home_factory("floor")
+    pipeline.materialize([raw_dataset, dataset_splits, candidate_model], training_run_config())
+    name = pipeline.resources["mlflow"].model_name(MODEL_NAME)
+
+    strict = pipeline.materialize(
+        [candidate_model], training_run_config(min_validation_accuracy=0.999), raise_on_error=False
+    )
+    [check] = strict.get_asset_check_evaluations()
+    assert check.passed is False and "reused version" in (check.description or "")
+    assert _client(pipeline).get_model_version(name, "1").tags[TAG_QUALITY] == "failed"
+
+    relaxed = pipeline.materialize([candidate_model], training_run_config())
+    [check] = relaxed.get_asset_check_evaluations()
+    assert check.passed is True
+    assert _client(pipeline).get_model_version(name, "1").tags[TAG_QUALITY] == "passed"
+    assert len(_training_runs(pipeline)) == 1
+
+
+def test_a_champion_with_other_input_columns_gives_way_to_a_passing_challenger(
+    home_factory: HomeFactory, tmp_path: Path
+) -> None:
+    import numpy as np
+    import pandas as pd
+
+    pipeline = home_factory("new-data")
+    assets = [raw_dataset, dataset_splits, candidate_model, champion_model]
+    pipeline.materialize(assets, training_run_config())
+    rng = np.random.default_rng(0)
+    own = pd.DataFrame(rng.normal(size=(400, 3)), columns=["x", "y", "z"])
+    own["label"] = (own["x"] > 0).astype(int)
+    path = tmp_path / "own.csv"
+    own.to_csv(path, index=False)
+    config = training_run_config(epochs=20, min_validation_accuracy=0.8)
+    config["ops"]["raw_dataset"] = {"config": {"source_path": str(path)}}
+    result = pipeline.materialize(assets, config)
+    metadata = result.asset_materializations_for_node("champion_model")[0].metadata
+    assert metadata["promoted"].value is True
+    assert "not comparable" in metadata["reason"].value
+    name = pipeline.resources["mlflow"].model_name(MODEL_NAME)
+    assert str(_client(pipeline).get_model_version_by_alias(name, CHAMPION_ALIAS).version) == "2"
