@@ -440,9 +440,26 @@ retraining_audit = dg.AssetSpec(
 
 
 def append_audit_record(evidently: EvidentlyResource, record: dict[str, Any]) -> Path:
-    """Append one JSON line to ``<reports>/retraining_audit.jsonl``."""
+    """Append one JSON line to ``<reports>/retraining_audit.jsonl``, unless a line with the
+    same ``run_id`` is already there: a retried or restarted sensor tick re-audits a run, and
+    the trail must still hold it once."""
     path = evidently.reports_root() / AUDIT_FILE
     path.parent.mkdir(parents=True, exist_ok=True)
+    run_id = record.get("run_id")
+    torn = False
+    if path.is_file():
+        with path.open(encoding="utf-8") as handle:
+            for line in handle:
+                torn = not line.endswith("\n")
+                try:
+                    existing = json.loads(line)
+                except ValueError:
+                    continue  # a torn last line from a crash is not a record
+                if run_id and isinstance(existing, dict) and existing.get("run_id") == run_id:
+                    return path
     with path.open("a", encoding="utf-8") as handle:
-        handle.write(json.dumps(record, sort_keys=True, default=str) + "\n")
+        # After a torn last line, start on a fresh one so this record stays readable.
+        handle.write(
+            ("\n" if torn else "") + json.dumps(record, sort_keys=True, default=str) + "\n"
+        )
     return path

@@ -70,6 +70,17 @@ def _category_values(series: pd.Series) -> list[Any]:
     return sorted((v.item() if hasattr(v, "item") else v for v in values), key=str)
 
 
+def _require_values(role: str, column: str, present: int, min_values: int) -> None:
+    """Refuse a column with fewer than ``min_values`` non-null values, naming its count."""
+    if present == 0:
+        raise DriftInputError(f"{role} column {column!r} is entirely NaN")
+    if present < min_values:
+        raise DriftInputError(
+            f"{role} column {column!r} has {present} non-null values; at least {min_values} "
+            "are needed for a drift test (a mostly empty column reads as 'no drift')"
+        )
+
+
 def validate_frame(
     frame: pd.DataFrame,
     schema: DriftSchema,
@@ -80,9 +91,11 @@ def validate_frame(
     """Raise :class:`DriftInputError` for anything that would make a drift verdict meaningless.
 
     Checks: declared columns present (with a hint when one looks renamed), numeric columns
-    numeric, no all-NaN or infinite column, enough rows, and — against a reference profile —
-    no type change and categories coded the same way. Works column by column, never copying
-    the frame.
+    numeric, no infinite values, at least ``min_rows`` rows and at least ``min_rows`` non-null
+    values in every feature column (a mostly empty column would otherwise be tested on a
+    handful of values and read as 'no drift'), and — against a reference profile — no type
+    change and categories coded the same way. The target may be sparsely labelled; it is only
+    refused when entirely NaN. Works column by column, never copying the frame.
     """
     if not isinstance(frame, pd.DataFrame):
         raise DriftInputError(f"{role} must be a pandas DataFrame, got {type(frame).__name__}")
@@ -113,9 +126,7 @@ def validate_frame(
                 f"a numerical column is expected{was}"
             )
         values = series.to_numpy(dtype=np.float64, copy=False)
-        nan = np.isnan(values)
-        if nan.all():
-            raise DriftInputError(f"{role} column {column!r} is entirely NaN")
+        _require_values(role, column, rows - int(np.isnan(values).sum()), min_rows)
         if np.isinf(values).any():
             raise DriftInputError(
                 f"{role} column {column!r} has {int(np.isinf(values).sum())} infinite values"
@@ -125,8 +136,8 @@ def validate_frame(
         categorical.append(schema.target)
     for column in categorical:
         series = frame[column]
-        if series.isna().all():
-            raise DriftInputError(f"{role} column {column!r} is entirely NaN")
+        present = int(series.count())
+        _require_values(role, column, present, 1 if column == schema.target else min_rows)
         if reference is None or column not in reference.categories:
             continue
         coded = _category_kind(series)

@@ -16,6 +16,7 @@ Each tick:
 
 import hashlib
 import json
+import logging
 import os
 import time
 from collections.abc import Callable, Mapping
@@ -51,6 +52,7 @@ TAG_NEW_ROWS = f"{TAG_PREFIX}new_rows"
 TAG_TRAINING_DATA = f"{TAG_PREFIX}training_data"
 TRIGGER_DRIFT = "drift"
 _AUDITED_MEMORY = 200
+_LOG = logging.getLogger(__name__)
 _FINISHED = (
     dg.DagsterRunStatus.SUCCESS,
     dg.DagsterRunStatus.FAILURE,
@@ -84,6 +86,35 @@ class DriftEvent:
     def to_json(self) -> dict[str, Any]:
         return self.__dict__.copy()
 
+    @classmethod
+    def from_json(cls, data: Any) -> "DriftEvent":
+        """Parse a stored event; raises TypeError, KeyError or ValueError on a malformed one."""
+        if not isinstance(data, dict):
+            raise TypeError(f"a pending drift event must be an object, got {type(data).__name__}")
+        return cls(
+            partition=_field(data, "partition", str),
+            storage_id=_field(data, "storage_id", int),
+            drift_share=float(_field(data, "drift_share", float)),
+            threshold=float(_field(data, "threshold", float)),
+            labelled_rows=_field(data, "labelled_rows", int),
+            batch_path=_field(data, "batch_path", str),
+            report_path=_field(data, "report_path", str),
+        )
+
+
+def _field(data: Mapping[str, Any], key: str, kind: type) -> Any:
+    """``data[key]`` when it is of ``kind`` (an int passes for a float, a bool never does)."""
+    value = data[key]
+    kinds = (int, float) if kind is float else (kind,)
+    if isinstance(value, bool) or not isinstance(value, kinds):
+        raise TypeError(f"{key} must be {kind.__name__}, got {type(value).__name__}")
+    return value
+
+
+class RetrainingDataError(Exception):
+    """The retraining data cannot be assembled (no champion, its data version is gone, a
+    drifted batch is missing or unreadable); the message says which."""
+
 
 @dataclass
 class Cursor:
@@ -109,23 +140,49 @@ class Cursor:
         )
 
     @classmethod
-    def decode(cls, text: str | None) -> "Cursor":
+    def decode(cls, text: str | None, log: logging.Logger | None = None) -> "Cursor":
         """A missing or foreign cursor starts from the beginning (reports are re-read, and
-        run keys keep the same events from requesting twice)."""
+        run keys keep the same events from requesting twice); so does a corrupt one, with a
+        warning, rather than failing every tick."""
         try:
             data = json.loads(text) if text else None
-        except ValueError:
-            data = None
-        if not isinstance(data, dict) or data.get("version") != CURSOR_VERSION:
+            if not isinstance(data, dict) or data.get("version") != CURSOR_VERSION:
+                return cls(pending={}, audited=[])
+            return cls._parse(data)
+        except (TypeError, KeyError, ValueError) as error:
+            (log or _LOG).warning(
+                f"{SENSOR_NAME}: malformed cursor ({type(error).__name__}: {error}); "
+                "starting from a fresh one"
+            )
             return cls(pending={}, audited=[])
-        pending = {e["partition"]: DriftEvent(**e) for e in data.get("pending") or []}
+
+    @classmethod
+    def _parse(cls, data: dict[str, Any]) -> "Cursor":
+        after = data.get("after_storage_id") or 0
+        if isinstance(after, bool) or not isinstance(after, int) or after < 0:
+            raise ValueError(f"after_storage_id must be a non-negative int, got {after!r}")
+        raw_pending = data.get("pending") or []
+        if not isinstance(raw_pending, list):
+            raise TypeError(f"pending must be a list, got {type(raw_pending).__name__}")
+        events = [DriftEvent.from_json(e) for e in raw_pending]
+        last_at = data.get("last_request_at")
+        if last_at is not None and (
+            isinstance(last_at, bool) or not isinstance(last_at, int | float)
+        ):
+            raise TypeError(f"last_request_at must be a number, got {type(last_at).__name__}")
+        last_key = data.get("last_run_key")
+        if last_key is not None and not isinstance(last_key, str):
+            raise TypeError(f"last_run_key must be a string, got {type(last_key).__name__}")
+        audited = data.get("audited") or []
+        if not isinstance(audited, list) or not all(isinstance(a, str) for a in audited):
+            raise TypeError("audited must be a list of run ids")
         return cls(
-            after_storage_id=int(data.get("after_storage_id") or 0),
-            pending=pending,
-            last_request_at=data.get("last_request_at"),
-            last_run_key=data.get("last_run_key"),
+            after_storage_id=after,
+            pending={e.partition: e for e in events},
+            last_request_at=None if last_at is None else float(last_at),
+            last_run_key=last_key,
             gate=GateState.from_json(data.get("gate")),
-            audited=list(data.get("audited") or []),
+            audited=list(audited),
         )
 
 
@@ -305,28 +362,63 @@ def write_training_data(
 ) -> tuple[Path, int, str]:
     """Reference window (the champion's train + validation split) plus the labelled rows of the
     drifted batches, as one Parquet file under ``<reports>/retraining/``. Returns the path, the
-    number of new rows and the replaced champion's version."""
+    number of new rows and the replaced champion's version. Raises
+    :class:`RetrainingDataError` naming the problem when an input is missing or unreadable."""
     import pandas as pd
+    from dvc.exceptions import DvcException
 
-    from efficientai_assets.monitoring import champion_version, split_file_at
+    from efficientai_assets.monitoring import MonitoringError, champion_version, split_file_at
+    from resources.dvc_registry import DvcVersioningError
 
-    version = champion_version(mlflow)
-    md5 = version.tags[TAG_DATA_MD5]
-    reference = pd.concat(
-        [pd.read_parquet(split_file_at(dvc, evidently, md5, f)) for f in (TRAIN_SPLIT_FILE,
-                                                                          VALIDATION_FILE)],
-        ignore_index=True,
-    )  # fmt: skip
+    try:
+        version = champion_version(mlflow)
+    except MonitoringError as error:
+        raise RetrainingDataError(f"no reference window: {error.description}") from error
+    md5 = version.tags[TAG_DATA_MD5]  # champion_version guarantees the tag
+    try:
+        splits = [
+            split_file_at(dvc, evidently, md5, f) for f in (TRAIN_SPLIT_FILE, VALIDATION_FILE)
+        ]
+        reference = pd.concat([pd.read_parquet(f) for f in splits], ignore_index=True)
+    except MonitoringError as error:
+        raise RetrainingDataError(
+            f"champion v{version.version}'s training data {md5}: {error.description}"
+        ) from error
+    except (DvcException, DvcVersioningError, OSError, ValueError) as error:
+        raise RetrainingDataError(
+            f"champion v{version.version}'s training data {md5} cannot be read: "
+            f"{type(error).__name__}: {error}"
+        ) from error
     if policy.max_reference_rows is not None and len(reference) > policy.max_reference_rows:
         reference = reference.sample(policy.max_reference_rows, random_state=policy.seed)
     batches = []
     for event in sorted(events, key=_order):
-        batch = pd.read_parquet(event.batch_path)
-        if LABEL_COLUMN in batch.columns:
-            batches.append(batch[batch[LABEL_COLUMN].notna()][list(reference.columns)])
+        where = f"drifted batch of {event.partition} ({event.batch_path or 'no path recorded'})"
+        if not event.batch_path or not Path(event.batch_path).is_file():
+            raise RetrainingDataError(f"{where} is missing")
+        try:
+            batch = pd.read_parquet(event.batch_path)
+        except (OSError, ValueError) as error:
+            raise RetrainingDataError(
+                f"{where} cannot be read: {type(error).__name__}: {error}"
+            ) from error
+        if LABEL_COLUMN not in batch.columns:
+            continue
+        absent = [c for c in reference.columns if c not in batch.columns]
+        if absent:
+            raise RetrainingDataError(
+                f"{where} lacks the reference window's column(s) {absent[:10]}"
+            )
+        batches.append(batch[batch[LABEL_COLUMN].notna()][list(reference.columns)])
     new = pd.concat(batches, ignore_index=True) if batches else reference.iloc[:0]
     combined = pd.concat([reference, new], ignore_index=True)
-    combined[LABEL_COLUMN] = combined[LABEL_COLUMN].astype("int64")
+    try:
+        combined[LABEL_COLUMN] = combined[LABEL_COLUMN].astype("int64")
+    except (TypeError, ValueError) as error:
+        raise RetrainingDataError(
+            f"the {LABEL_COLUMN!r} column of the reference window or the drifted batches "
+            f"is not integer class ids: {error}"
+        ) from error
     path = evidently.reports_root() / "retraining" / f"{run_key}.parquet"
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
@@ -379,7 +471,7 @@ def build_drift_sensor(
         mlflow: MlflowResource,
         dvc: DvcResource,
     ) -> dg.SensorResult:
-        cursor = Cursor.decode(context.cursor)
+        cursor = Cursor.decode(context.cursor, context.log)
         audit_events = audit_finished_runs(context.instance, cursor, evidently)
         notes, high = read_drift_events(context.instance, cursor)
         cursor.after_storage_id = high
@@ -421,9 +513,16 @@ def build_drift_sensor(
             )
 
         run_key = run_key_for(pending)
-        path, added, replaced = write_training_data(
-            pending, run_key, policy, mlflow, dvc, evidently
-        )
+        try:
+            path, added, replaced = write_training_data(
+                pending, run_key, policy, mlflow, dvc, evidently
+            )
+        except RetrainingDataError as error:
+            # Skip with the advanced cursor, so the audit above is recorded once and the
+            # pending drift is retried when the problem is fixed.
+            return skip(
+                f"cannot assemble the retraining data: {error}; drift pending in {partitions}"
+            )
         run_config: dict[str, Any] = {
             "ops": {"raw_dataset": {"config": {"source_path": str(path)}}}
         }

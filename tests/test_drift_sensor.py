@@ -15,9 +15,12 @@ from efficientai_assets.monitoring import AUDIT_ASSET, drift_report, inference_b
 from resources.evidently_drift import EvidentlyResource
 from resources.hardware import HardwareResource
 from sensors.drift import (
+    CURSOR_VERSION,
     TAG_PARTITIONS,
     TAG_REPLACED,
     TAG_TRIGGER,
+    TRIGGER_DRIFT,
+    Cursor,
     RetrainPolicy,
     build_drift_sensor,
 )
@@ -153,6 +156,91 @@ def test_hot_machine_defers_and_too_few_new_rows_waits(
     assert "thermal=serious" in skipped(hot) and "2026-04-10" in skipped(hot)
     cooled = tick(monitored, sensor, hot.cursor, _hardware(tmp_path, "nominal"))
     assert len(requests(cooled)) == 1, "the deferred drift is requested once the machine cools"
+
+
+_EVENT = {
+    "partition": "2026-04-01", "storage_id": 7, "drift_share": 0.5, "threshold": 0.3,
+    "labelled_rows": 500, "batch_path": "/nowhere/batch.parquet", "report_path": "",
+}  # fmt: skip
+CORRUPT_CURSORS = {
+    "not-json": "{not json",
+    "after-not-int": json.dumps({"version": CURSOR_VERSION, "after_storage_id": "abc"}),
+    "pending-not-list": json.dumps({"version": CURSOR_VERSION, "pending": {"a": 1}}),
+    "event-missing-field": json.dumps(
+        {"version": CURSOR_VERSION, "pending": [{"partition": "2026-04-01"}]}
+    ),
+    "event-not-object": json.dumps({"version": CURSOR_VERSION, "pending": [5]}),
+    "event-bad-type": json.dumps(
+        {"version": CURSOR_VERSION, "pending": [{**_EVENT, "storage_id": "7"}]}
+    ),
+    "audited-not-list": json.dumps({"version": CURSOR_VERSION, "audited": 5}),
+    "last-request-not-number": json.dumps({"version": CURSOR_VERSION, "last_request_at": "x"}),
+}
+
+
+@pytest.mark.parametrize("text", CORRUPT_CURSORS.values(), ids=CORRUPT_CURSORS.keys())
+def test_a_corrupt_cursor_starts_fresh_instead_of_failing_every_tick(
+    monitored: PipelineHome, tmp_path: Path, text: str
+) -> None:
+    assert Cursor.decode(text) == Cursor(pending={}, audited=[])
+    sensor = build_drift_sensor(_job(), policy=RetrainPolicy(min_new_rows=100), clock=Clock())
+    result = tick(monitored, sensor, text, _hardware(tmp_path, "nominal"))
+    assert not requests(result) and "no drift pending" in skipped(result)
+    assert result.cursor is not None
+    stored = json.loads(result.cursor)
+    assert stored["version"] == CURSOR_VERSION and stored["pending"] == []
+    assert Cursor.decode(result.cursor).encode() == result.cursor
+
+
+def test_a_stored_event_survives_the_cursor_round_trip() -> None:
+    cursor = Cursor.decode(json.dumps({"version": CURSOR_VERSION, "pending": [_EVENT]}))
+    assert cursor.pending is not None and cursor.pending["2026-04-01"].to_json() == _EVENT
+
+
+def _finished_drift_run(pipeline: PipelineHome) -> str:
+    """A finished run tagged as drift-triggered, for the sensor to audit."""
+
+    @dg.asset(name="audited_stand_in")
+    def stand_in() -> None:
+        return None
+
+    result = dg.materialize(
+        [stand_in], instance=pipeline.instance, tags={TAG_TRIGGER: TRIGGER_DRIFT}
+    )
+    assert result.success
+    return result.run_id
+
+
+def test_a_missing_batch_skips_naming_it_and_audits_each_run_once(
+    monitored: PipelineHome, tmp_path: Path
+) -> None:
+    run_id = _finished_drift_run(monitored)
+    report_day(monitored, "2026-04-20", shift="sudden", shift_start="2026-04-20")
+    batch = monitored.home.reports / "2026-04-20" / "batch.parquet"
+    batch.unlink()
+    audit_file = monitored.home.reports / "retraining_audit.jsonl"
+
+    def audit_lines() -> list[str]:
+        lines = audit_file.read_text().splitlines() if audit_file.is_file() else []
+        return [line for line in lines if json.loads(line)["run_id"] == run_id]
+
+    policy = RetrainPolicy(min_new_rows=100, cooldown_seconds=0)
+    sensor = build_drift_sensor(_job(), policy=policy, clock=Clock())
+    cool = _hardware(tmp_path, "nominal")
+    first = tick(monitored, sensor, None, cool)
+    assert not requests(first)
+    assert skipped(first).startswith("cannot assemble the retraining data: drifted batch of ")
+    assert f"2026-04-20 ({batch}) is missing" in skipped(first)
+    [audit] = [e for e in first.asset_events if e.asset_key == dg.AssetKey(AUDIT_ASSET)]
+    assert audit.metadata["run_id"].value == run_id
+    assert len(audit_lines()) == 1
+
+    second = tick(monitored, sensor, first.cursor, cool)
+    assert not requests(second) and "is missing" in skipped(second)
+    assert not second.asset_events, "the advanced cursor remembers the audited run"
+    # Even a tick whose cursor was lost re-audits without a second line in the trail.
+    tick(monitored, sensor, None, cool)
+    assert len(audit_lines()) == 1
 
 
 @pytest.mark.slow
