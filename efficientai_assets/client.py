@@ -37,7 +37,7 @@ from resources.dvc_registry import DvcResource
 from resources.evidently_drift import DriftSchema, EvidentlyResource, generate_drift_report
 from resources.hardware import HardwareResource
 from resources.home import EfficientAIHome
-from resources.mlflow_tracking import MlflowResource
+from resources.mlflow_tracking import MlflowResource, redact_secrets
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -207,7 +207,7 @@ class MLOpsClient:
             "project %s: home %s, tracking %s",
             project_namespace,
             self.home.root,
-            self.mlflow_client.resolved_tracking_uri(),
+            self.mlflow_client.display_uri(),
         )
 
     def __repr__(self) -> str:
@@ -267,7 +267,7 @@ class MLOpsClient:
         except MlflowException as error:
             raise MLOpsClientError(
                 f"experiment {experiment_id!r} does not exist in "
-                f"{self.mlflow_client.resolved_tracking_uri()}: create it with create_experiment()"
+                f"{self.mlflow_client.display_uri()}: create it with create_experiment()"
             ) from error
         if experiment.lifecycle_stage != "active":
             raise MLOpsClientError(f"experiment {experiment_id!r} ({experiment.name}) is deleted")
@@ -307,7 +307,8 @@ class MLOpsClient:
         except Exception as error:
             raise MLOpsClientError(
                 f"could not create run {run_name!r} in experiment {resolved_experiment} at "
-                f"{self.mlflow_client.resolved_tracking_uri()}: {error}"
+                f"{self.mlflow_client.display_uri()}: "
+                + redact_secrets(str(error), self.mlflow_client.resolved_tracking_uri())
             ) from error
         handle = RunHandle(
             run_id=created.info.run_id,

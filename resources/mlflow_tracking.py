@@ -11,7 +11,7 @@ import os
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import TYPE_CHECKING
-from urllib.parse import quote
+from urllib.parse import quote, urlsplit, urlunsplit
 
 import dagster as dg
 from pydantic import Field
@@ -21,6 +21,9 @@ from resources.home import default_home
 if TYPE_CHECKING:
     from mlflow import MlflowClient
     from mlflow.entities.model_registry import ModelVersion
+
+# Credential variables this process exported from a resource (not ones the user set).
+_EXPORTED_CREDENTIALS: set[str] = set()
 
 # MLflow's log_batch accepts at most 1000 metrics per request.
 _MAX_METRICS_PER_BATCH = 1000
@@ -62,6 +65,10 @@ class MlflowResource(dg.ConfigurableResource):
     def resolved_tracking_uri(self) -> str:
         return self.tracking_uri or default_home().mlflow_tracking_uri
 
+    def display_uri(self) -> str:
+        """The tracking URI for messages and logs: any password in it replaced by ``***``."""
+        return redact_uri(self.resolved_tracking_uri())
+
     def resolved_artifact_root(self) -> str | None:
         """A tracking server chooses its own artifact store; a database backend gets the home's."""
         uri = self.resolved_tracking_uri()
@@ -88,6 +95,11 @@ class MlflowResource(dg.ConfigurableResource):
             resolved = value.get_value() if isinstance(value, dg.EnvVar) else value
             if resolved is not None:
                 os.environ[variable] = resolved
+                _EXPORTED_CREDENTIALS.add(variable)
+            elif variable in _EXPORTED_CREDENTIALS:
+                # Set by another resource in this process, for another server: never reuse it.
+                os.environ.pop(variable, None)
+                _EXPORTED_CREDENTIALS.discard(variable)
 
     def _ensure_local_store(self) -> None:
         uri = self.resolved_tracking_uri()
@@ -167,12 +179,13 @@ class MlflowResource(dg.ConfigurableResource):
         import mlflow
 
         client = self.client()
-        experiment_id = self.ensure_experiment(experiment)
         try:
+            experiment_id = self.ensure_experiment(experiment)
             created = client.create_run(experiment_id, run_name=run_name, tags=dict(tags or {}))
         except Exception as error:  # the store is unreachable or refuses the run
             raise MlflowRunFailed(
-                f"could not create an MLflow run at {self.resolved_tracking_uri()}: {error}"
+                f"could not create an MLflow run at {self.display_uri()}: "
+                + redact_secrets(str(error), self.resolved_tracking_uri())
             ) from error
         run_id = created.info.run_id
         status = "FAILED"
@@ -251,3 +264,20 @@ class MlflowResource(dg.ConfigurableResource):
             return self.client().get_model_version_by_alias(model_name, alias)
         except MlflowException:
             return None
+
+
+def redact_uri(uri: str) -> str:
+    """``scheme://user:***@host/...``: URIs may embed a password (``postgresql://u:pw@h/db``)."""
+    parts = urlsplit(uri)
+    if parts.password is None:
+        return uri
+    host = parts.hostname or ""
+    if parts.port is not None:
+        host = f"{host}:{parts.port}"
+    return urlunsplit(parts._replace(netloc=f"{parts.username or ''}:***@{host}"))
+
+
+def redact_secrets(text: str, uri: str) -> str:
+    """``text`` (an error from MLflow or a driver) with the URI's password replaced by ``***``."""
+    password = urlsplit(uri).password
+    return text.replace(password, "***") if password else text
