@@ -63,17 +63,17 @@ def main(home_root: str, day: str) -> None:
     # data
     frame = validate_dataset(sample_digits(), LABEL_COLUMN, "sample")
     dvc.ensure_repo()
-    raw = dvc.project_path(RAW_DATASET_DIR)
-    frame.to_parquet(dvc.workdir(raw) / RAW_DATASET_FILE, index=False)
-    dvc.version(raw, "raw dataset")
+    staged = dvc.stage()
+    frame.to_parquet(staged / RAW_DATASET_FILE, index=False)
+    dvc.version(dvc.project_path(RAW_DATASET_DIR), "raw dataset", staged=staged)
     train, validation = train_test_split(
         frame, test_size=0.2, random_state=42, stratify=frame[LABEL_COLUMN]
     )
-    splits = dvc.project_path(SPLITS_DIR)
-    folder = dvc.workdir(splits)
-    train.reset_index(drop=True).to_parquet(folder / TRAIN_SPLIT_FILE, index=False)
-    validation.reset_index(drop=True).to_parquet(folder / VALIDATION_SPLIT_FILE, index=False)
-    dvc.version(splits, "splits")
+    staged = dvc.stage()
+    train.reset_index(drop=True).to_parquet(staged / TRAIN_SPLIT_FILE, index=False)
+    validation.reset_index(drop=True).to_parquet(staged / VALIDATION_SPLIT_FILE, index=False)
+    splits = dvc.version(dvc.project_path(SPLITS_DIR), "splits", staged=staged)
+    folder = dvc.snapshot(splits, home.root / "tmp-splits")
 
     # training, tracking, registry
     config = TrainingConfig()
@@ -113,7 +113,7 @@ def main(home_root: str, day: str) -> None:
     client.set_registered_model_alias(name, CHALLENGER_ALIAS, version.version)
     client.set_registered_model_alias(name, CHAMPION_ALIAS, version.version)
     version = client.get_model_version(name, version.version)
-    _evaluate_on_validation(mlflow, version, dvc)
+    _evaluate_on_validation(mlflow, version, validation)
 
     # serving
     bento = build_bento_for_version(mlflow, bentoml, version)

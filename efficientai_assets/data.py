@@ -1,5 +1,7 @@
 """Data assets: the raw dataset and its train/validation splits, versioned in the DVC registry."""
 
+import tempfile
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import dagster as dg
@@ -59,8 +61,9 @@ def raw_dataset(
 
     relative = dvc.project_path(RAW_DATASET_DIR)
     dvc.ensure_repo()
-    frame.to_parquet(dvc.workdir(relative) / RAW_DATASET_FILE, index=False)
-    version = dvc.version(relative, f"raw dataset from {source}")
+    staged = dvc.stage()
+    frame.to_parquet(staged / RAW_DATASET_FILE, index=False)
+    version = dvc.version(relative, f"raw dataset from {source}", staged=staged)
     context.log.info("raw dataset %s: %d rows, md5 %s", source, len(frame), version.md5)
     return dg.MaterializeResult(
         data_version=dg.DataVersion(version.md5),
@@ -88,8 +91,12 @@ def dataset_splits(
     import pandas as pd
     from sklearn.model_selection import train_test_split
 
-    raw_path = dvc.checkout(dvc.project_path(RAW_DATASET_DIR)) / RAW_DATASET_FILE
-    frame = pd.read_parquet(raw_path)
+    raw = dvc.current_version(dvc.project_path(RAW_DATASET_DIR))
+    if raw is None:
+        raise dg.Failure(f"no versioned raw dataset in {dvc.root()}: materialize raw_dataset first")
+    with tempfile.TemporaryDirectory(prefix="efficientai-raw-") as scratch:
+        raw_folder = dvc.snapshot(raw, Path(scratch) / "raw")
+        frame = pd.read_parquet(raw_folder / RAW_DATASET_FILE)
     train, validation = train_test_split(
         frame,
         test_size=config.validation_fraction,
@@ -97,11 +104,13 @@ def dataset_splits(
         stratify=frame["label"],
     )
     relative = dvc.project_path(SPLITS_DIR)
-    folder = dvc.workdir(relative)
-    train.reset_index(drop=True).to_parquet(folder / TRAIN_SPLIT_FILE, index=False)
-    validation.reset_index(drop=True).to_parquet(folder / VALIDATION_SPLIT_FILE, index=False)
+    staged = dvc.stage()
+    train.reset_index(drop=True).to_parquet(staged / TRAIN_SPLIT_FILE, index=False)
+    validation.reset_index(drop=True).to_parquet(staged / VALIDATION_SPLIT_FILE, index=False)
     version = dvc.version(
-        relative, f"splits (validation {config.validation_fraction}, seed {config.seed})"
+        relative,
+        f"splits (validation {config.validation_fraction}, seed {config.seed})",
+        staged=staged,
     )
     context.log.info(
         "splits: %d train / %d validation, md5 %s", len(train), len(validation), version.md5

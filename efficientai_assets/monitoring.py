@@ -8,7 +8,9 @@ validated batch), ``drift.html`` and ``drift.json`` (the report).
 
 import hashlib
 import json
+import shutil
 import subprocess
+import tempfile
 from datetime import date
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
@@ -105,14 +107,20 @@ def champion_version(mlflow: MlflowResource) -> "ModelVersion":
 
 
 def split_file_at(dvc: DvcResource, evidently: EvidentlyResource, md5: str, filename: str) -> Path:
-    """A file of the splits version ``md5``: the work tree when it is current, else read from
-    the registry's history once into ``<reports>/reference/<md5>/``."""
+    """A file of the splits version ``md5``, copied once into ``<reports>/reference/<md5>/``:
+    from an exact snapshot when it is the current version, else from the registry's history."""
     splits = dvc.project_path(SPLITS_DIR)
-    current = dvc.current_version(splits)
-    if current is not None and current.md5 == md5:
-        return dvc.checkout(splits) / filename
     cached = evidently.reports_root() / "reference" / _safe(md5) / filename
     if cached.is_file():
+        return cached
+    current = dvc.current_version(splits)
+    if current is not None and current.md5 == md5:
+        with tempfile.TemporaryDirectory(dir=evidently.reports_root()) as scratch:
+            snapshot = dvc.snapshot(current, Path(scratch) / "splits")
+            cached.parent.mkdir(parents=True, exist_ok=True)
+            tmp = cached.with_name(cached.name + ".tmp")
+            shutil.copy2(snapshot / filename, tmp)
+            tmp.replace(cached)
         return cached
     commit = _registry_commit_for(dvc, f"{splits}.dvc", md5)
     from dvc.api import read as dvc_read

@@ -3,6 +3,7 @@ quality check) and the champion, which moves the ``champion`` alias only to a ca
 its check and is not worse than the current champion on the same validation split."""
 
 import math
+import shutil
 import tempfile
 import time
 from pathlib import Path
@@ -34,7 +35,7 @@ from efficientai_assets.config import (
     TrainingConfig,
 )
 from efficientai_assets.data import dataset_splits
-from efficientai_assets.gate import Priority, enforce_heavy_gate
+from efficientai_assets.gate import GateDecision, Priority, enforce_heavy_gate
 from efficientai_assets.mlp import CONFIG_FILENAME, WEIGHTS_FILENAME, TrainingParams
 from efficientai_assets.provenance import git_sha, stable_hash
 from resources.dvc_registry import DvcResource, DvcVersion
@@ -42,6 +43,7 @@ from resources.hardware import HardwareResource
 from resources.mlflow_tracking import MlflowResource
 
 if TYPE_CHECKING:
+    import pandas as pd
     from mlflow.entities.model_registry import ModelVersion
 
     from efficientai_assets.train_worker import TrainingResult
@@ -180,12 +182,48 @@ def candidate_model(
     dvc: DvcResource,
     hardware: HardwareResource,
 ) -> dg.MaterializeResult:
-    from efficientai_assets.blas import training_process_env
-    from efficientai_assets.train_worker import TrainingRequest, run_training_process
 
     gate = enforce_heavy_gate(context, hardware, priority=cast(Priority, config.priority))
     splits = _splits_version(dvc)
-    config_hash = stable_hash(config.training_fingerprint_fields())
+    scratch = Path(tempfile.mkdtemp(prefix="efficientai-train-"))
+    try:
+        return _train_or_reuse(context, config, mlflow, dvc, hardware, gate, splits, scratch)
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+
+
+def _train_or_reuse(
+    context: dg.AssetExecutionContext,
+    config: TrainingConfig,
+    mlflow: MlflowResource,
+    dvc: DvcResource,
+    hardware: HardwareResource,
+    gate: GateDecision,
+    splits: DvcVersion,
+    scratch: Path,
+) -> dg.MaterializeResult:
+    import pandas as pd
+
+    from efficientai_assets.blas import training_process_env
+    from efficientai_assets.train_worker import TrainingRequest, run_training_process
+
+    # An exact, private copy of the fingerprinted version: a concurrent writer cannot change it.
+    folder = dvc.snapshot(splits, scratch / "splits")
+    train_frame = pd.read_parquet(folder / TRAIN_SPLIT_FILE)
+    feature_columns = [c for c in train_frame.columns if c != LABEL_COLUMN]
+    recommendation = hardware.recommend_training(
+        n_samples=len(train_frame),
+        n_features=len(feature_columns),
+        hidden_units=max(config.hidden_units),
+    )
+    batch_size = config.batch_size or recommendation.batch_size
+    # What decides the weights: the resolved batch size and device, not "auto".
+    trained_with = {
+        **config.training_fingerprint_fields(),
+        "batch_size": batch_size,
+        "device": recommendation.device,
+    }
+    config_hash = stable_hash(trained_with)
     fingerprint = stable_hash(
         {"data": splits.md5, "code": TRAINING_CODE_VERSION, "config": config_hash}
     )
@@ -198,17 +236,6 @@ def candidate_model(
             )
             return _memoized_result(mlflow, existing, config)
 
-    folder = dvc.checkout(splits.path)
-    import pandas as pd
-
-    train_frame = pd.read_parquet(folder / TRAIN_SPLIT_FILE)
-    feature_columns = [c for c in train_frame.columns if c != LABEL_COLUMN]
-    recommendation = hardware.recommend_training(
-        n_samples=len(train_frame),
-        n_features=len(feature_columns),
-        hidden_units=max(config.hidden_units),
-    )
-    batch_size = config.batch_size or recommendation.batch_size
     params = TrainingParams(
         epochs=config.epochs,
         batch_size=batch_size,
@@ -235,62 +262,60 @@ def candidate_model(
         mlflow.log_params(
             run_id,
             {
-                **config.training_fingerprint_fields(),
-                "batch_size": batch_size,
+                **trained_with,
                 "train_rows": len(train_frame),
                 "features": len(feature_columns),
                 "data_path": splits.path,
             },
         )
         started = time.perf_counter()
-        with tempfile.TemporaryDirectory(prefix="efficientai-train-") as scratch:
-            result = run_training_process(
-                TrainingRequest(
-                    train_path=str(folder / TRAIN_SPLIT_FILE),
-                    validation_path=str(folder / VALIDATION_SPLIT_FILE),
-                    label_column=LABEL_COLUMN,
-                    output_dir=str(Path(scratch) / "model"),
-                    params=params,
-                ),
-                env=training_process_env(),
-                timeout_seconds=config.timeout_seconds,
-            )
-            train_seconds = time.perf_counter() - started
-            rows = [
-                {
-                    "epoch": r.epoch,
-                    "train_loss": r.train_loss,
-                    "val_loss": r.val_loss,
-                    "val_accuracy": r.val_accuracy,
-                    "samples_per_second": r.samples_per_second,
-                }
-                for r in result.history
-            ]
-            logged = mlflow.log_metrics_batch(run_id, rows, step_key="epoch")
-            final = result.history[-1]
-            passed, verdict = _quality(
-                final.val_accuracy, final.val_loss, config.min_validation_accuracy
-            )
-            mlflow.set_tags(
-                run_id,
-                {
-                    "training.device": result.device,
-                    **result.blas_tags,
-                    **hardware.snapshot().to_tags("hardware.end."),
-                },
-            )
-            model_uri = _log_mlx_model(result, feature_columns)
-            version = _register(
-                mlflow,
-                model_uri,
-                run_id,
-                {
-                    **provenance,
-                    TAG_QUALITY: _verdict_tag(passed),
-                    TAG_VAL_ACCURACY: repr(final.val_accuracy),
-                    TAG_VAL_LOSS: repr(final.val_loss),
-                },
-            )
+        result = run_training_process(
+            TrainingRequest(
+                train_path=str(folder / TRAIN_SPLIT_FILE),
+                validation_path=str(folder / VALIDATION_SPLIT_FILE),
+                label_column=LABEL_COLUMN,
+                output_dir=str(Path(scratch) / "model"),
+                params=params,
+            ),
+            env=training_process_env(),
+            timeout_seconds=config.timeout_seconds,
+        )
+        train_seconds = time.perf_counter() - started
+        rows = [
+            {
+                "epoch": r.epoch,
+                "train_loss": r.train_loss,
+                "val_loss": r.val_loss,
+                "val_accuracy": r.val_accuracy,
+                "samples_per_second": r.samples_per_second,
+            }
+            for r in result.history
+        ]
+        logged = mlflow.log_metrics_batch(run_id, rows, step_key="epoch")
+        final = result.history[-1]
+        passed, verdict = _quality(
+            final.val_accuracy, final.val_loss, config.min_validation_accuracy
+        )
+        mlflow.set_tags(
+            run_id,
+            {
+                "training.device": result.device,
+                **result.blas_tags,
+                **hardware.snapshot().to_tags("hardware.end."),
+            },
+        )
+        model_uri = _log_mlx_model(result, feature_columns)
+        version = _register(
+            mlflow,
+            model_uri,
+            run_id,
+            {
+                **provenance,
+                TAG_QUALITY: _verdict_tag(passed),
+                TAG_VAL_ACCURACY: repr(final.val_accuracy),
+                TAG_VAL_LOSS: repr(final.val_loss),
+            },
+        )
 
     run_url = mlflow.run_url(experiment_id, run_id)
     context.log.info("registered %s version %s (%s)", model_name, version.version, verdict)
@@ -336,16 +361,22 @@ def candidate_model(
     )
 
 
-def _evaluate_on_validation(
-    mlflow: MlflowResource, version: "ModelVersion", dvc: DvcResource
-) -> float:
-    """Accuracy of a registered version on the current validation split (loaded via pyfunc)."""
-    import mlflow as mlflow_lib
+def _current_validation(dvc: DvcResource) -> "pd.DataFrame":
+    """The current validation split, read from an exact private snapshot."""
     import pandas as pd
 
+    with tempfile.TemporaryDirectory(prefix="efficientai-validation-") as scratch:
+        folder = dvc.snapshot(_splits_version(dvc), Path(scratch) / "splits")
+        return pd.read_parquet(folder / VALIDATION_SPLIT_FILE)
+
+
+def _evaluate_on_validation(
+    mlflow: MlflowResource, version: "ModelVersion", validation: "pd.DataFrame"
+) -> float:
+    """Accuracy of a registered version on ``validation`` (loaded via pyfunc, as served)."""
+    import mlflow as mlflow_lib
+
     mlflow.client()
-    folder = dvc.checkout(dvc.project_path(SPLITS_DIR))
-    validation = pd.read_parquet(folder / VALIDATION_SPLIT_FILE)
     model = mlflow_lib.pyfunc.load_model(f"models:/{version.name}/{version.version}")
     predicted = model.predict(validation.drop(columns=[LABEL_COLUMN]))
     return float((predicted["label"].to_numpy() == validation[LABEL_COLUMN].to_numpy()).mean())
@@ -385,10 +416,11 @@ def champion_model(
             f"({TAG_QUALITY}={challenger.tags.get(TAG_QUALITY)!r}); the champion stays"
         )
     champion = mlflow.version_for_alias(name, CHAMPION_ALIAS)
-    challenger_accuracy = _evaluate_on_validation(mlflow, challenger, dvc)
+    validation = _current_validation(dvc)
+    challenger_accuracy = _evaluate_on_validation(mlflow, challenger, validation)
     comparable = champion is not None and _same_features(mlflow, champion, challenger)
     champion_accuracy = (
-        _evaluate_on_validation(mlflow, champion, dvc)
+        _evaluate_on_validation(mlflow, champion, validation)
         if champion is not None and comparable
         else None
     )

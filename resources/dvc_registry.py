@@ -10,6 +10,7 @@ from __future__ import annotations
 import fcntl
 import shutil
 import subprocess
+import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -142,15 +143,48 @@ class DvcResource(dg.ConfigurableResource):
 
     # -- versioning -----------------------------------------------------------------------
 
-    def version(self, relative_path: str, message: str, push: bool = True) -> DvcVersion:
+    def stage(self) -> Path:
+        """A private folder to write a new version into, outside the registry's work tree, so
+        readers never see a half-written version; hand it to :meth:`version` as ``staged``."""
+        root = self.root()
+        staging = root.parent / f".{root.name}-staging"
+        staging.mkdir(parents=True, exist_ok=True)
+        return Path(tempfile.mkdtemp(dir=staging))
+
+    def version(
+        self, relative_path: str, message: str, push: bool = True, staged: Path | None = None
+    ) -> DvcVersion:
         """Track ``relative_path`` (file or folder inside the registry), push it, commit its pointer.
 
-        ``push=False`` commits a pointer whose data is only in the local cache (``dvc push``
-        later); the assets always push.
+        ``staged`` (from :meth:`stage`) replaces the path's content under the registry lock first;
+        if versioning then fails, the previous version's data is checked out again. ``push=False``
+        commits a pointer whose data is only in the local cache (``dvc push`` later); the assets
+        always push.
         """
         with self._locked():
             self._ensure_repo_unlocked()
-            return self._version_unlocked(relative_path, message, push)
+            if staged is None:
+                return self._version_unlocked(relative_path, message, push)
+            target = self.root() / relative_path
+            previous = self.current_version(relative_path)
+            self._swap_in(staged, target)
+            try:
+                return self._version_unlocked(relative_path, message, push)
+            except DvcVersioningError:
+                if previous is not None:
+                    self._checkout_unlocked(relative_path, force=True)
+                else:
+                    shutil.rmtree(target, ignore_errors=True)
+                raise
+
+    @staticmethod
+    def _swap_in(staged: Path, target: Path) -> None:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        if target.is_dir():
+            shutil.rmtree(target)
+        elif target.exists():
+            target.unlink()
+        shutil.move(str(staged), str(target))
 
     def _version_unlocked(self, relative_path: str, message: str, push: bool) -> DvcVersion:
         from dvc.repo import Repo
@@ -220,20 +254,31 @@ class DvcResource(dg.ConfigurableResource):
         commit = self._git("log", "-n1", "--format=%H", "--", f"{relative_path}.dvc")
         return self._pointer_version(relative_path, commit, changed=False)
 
-    def checkout(self, relative_path: str) -> Path:
-        """The path's data in the registry's work tree, pulled from the remote when absent."""
+    def snapshot(self, version: DvcVersion, destination: Path) -> Path:
+        """A private copy of exactly ``version``'s data at ``destination`` (pulled from the
+        remote when the cache lacks it). Fails, naming both hashes, when the registry has moved
+        on to another version since ``version`` was read."""
+        with self._locked():
+            current = self.current_version(version.path)
+            if current is None:
+                raise DvcVersioningError(f"{version.path} was never versioned in {self.root()}")
+            if current.md5 != version.md5:
+                raise DvcVersioningError(
+                    f"{version.path} changed while in use: expected {version.md5}, the registry "
+                    f"now holds {current.md5}; run again to use the new version"
+                )
+            source = self._checkout_unlocked(version.path)
+            if source.is_dir():
+                shutil.copytree(source, destination)
+            else:
+                destination.parent.mkdir(parents=True, exist_ok=True)
+                shutil.copy2(source, destination)
+        return destination
+
+    def _checkout_unlocked(self, relative_path: str, force: bool = False) -> Path:
         from dvc.repo import Repo
 
-        if self.current_version(relative_path) is None:
-            raise DvcVersioningError(f"{relative_path} was never versioned in {self.root()}")
-        with self._locked(), Repo(str(self.root())) as repo:
-            repo.pull(targets=[str(self.root() / relative_path)], remote=self.remote_name)
-        return self.root() / relative_path
-
-    def workdir(self, relative_path: str, clean: bool = True) -> Path:
-        """A folder inside the registry to write a new version into (emptied first)."""
-        path = self.root() / relative_path
-        if clean and path.is_dir():
-            shutil.rmtree(path)
-        path.mkdir(parents=True, exist_ok=True)
-        return path
+        target = self.root() / relative_path
+        with Repo(str(self.root())) as repo:
+            repo.pull(targets=[str(target)], remote=self.remote_name, force=force)
+        return target

@@ -3,6 +3,7 @@ written or versioned; a failed push leaves the registry without the new pointer.
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 from collections.abc import Callable
 from pathlib import Path
@@ -143,11 +144,12 @@ def test_push_failure_leaves_no_committed_pointer(tmp_path: Path) -> None:
     blocked_remote.write_text("not a directory")
     dvc = DvcResource(repo_path=str(tmp_path / "registry"), remote_url=str(blocked_remote))
     dvc.ensure_repo()
-    folder = dvc.workdir("p/raw")
-    _good_frame().to_parquet(folder / "dataset.parquet")
+    staged = dvc.stage()
+    _good_frame().to_parquet(staged / "dataset.parquet")
     with pytest.raises(DvcVersioningError, match="registry was left unchanged"):
-        dvc.version("p/raw", "should not be committed")
+        dvc.version("p/raw", "should not be committed", staged=staged)
     assert dvc.current_version("p/raw") is None
+    assert not (dvc.root() / "p/raw").exists(), "no data without its pointer"
     log = subprocess.run(
         ["git", "-C", str(dvc.root()), "log", "--format=%s"],
         capture_output=True,
@@ -155,10 +157,44 @@ def test_push_failure_leaves_no_committed_pointer(tmp_path: Path) -> None:
         check=True,
     ).stdout
     assert "should not be committed" not in log
-    staged = subprocess.run(
+    in_index = subprocess.run(
         ["git", "-C", str(dvc.root()), "diff", "--cached", "--name-only"],
         capture_output=True,
         text=True,
         check=True,
     ).stdout
-    assert staged == ""
+    assert in_index == ""
+
+
+def test_a_failed_push_of_a_new_version_puts_the_previous_data_back(tmp_path: Path) -> None:
+    remote = tmp_path / "remote"
+    dvc = DvcResource(repo_path=str(tmp_path / "registry"), remote_url=str(remote))
+    staged = dvc.stage()
+    _good_frame(10).to_parquet(staged / "dataset.parquet")
+    first = dvc.version("p/raw", "first", staged=staged)
+    # The remote becomes unwritable: the next version cannot be pushed.
+    shutil.rmtree(remote)
+    remote.write_text("not a directory")
+    staged = dvc.stage()
+    _good_frame(30).to_parquet(staged / "dataset.parquet")
+    with pytest.raises(DvcVersioningError):
+        dvc.version("p/raw", "second", staged=staged)
+    current = dvc.current_version("p/raw")
+    assert current is not None and current.md5 == first.md5
+    restored = pd.read_parquet(dvc.root() / "p/raw" / "dataset.parquet")
+    assert len(restored) == 10
+
+
+def test_a_snapshot_is_exactly_the_version_read_or_an_error(tmp_path: Path) -> None:
+    dvc = DvcResource(repo_path=str(tmp_path / "registry"), remote_url=str(tmp_path / "remote"))
+    staged = dvc.stage()
+    _good_frame(10).to_parquet(staged / "dataset.parquet")
+    first = dvc.version("p/raw", "first", staged=staged)
+    copy = dvc.snapshot(first, tmp_path / "copy")
+    staged = dvc.stage()
+    _good_frame(30).to_parquet(staged / "dataset.parquet")
+    dvc.version("p/raw", "second", staged=staged)
+    # The earlier copy is private: the new version did not touch it.
+    assert len(pd.read_parquet(copy / "dataset.parquet")) == 10
+    with pytest.raises(DvcVersioningError, match="changed while in use"):
+        dvc.snapshot(first, tmp_path / "stale")

@@ -70,8 +70,7 @@ def server(bento_store: BentoMLResource, bento: BentoInfo) -> Iterator[BentoServ
 @pytest.fixture(scope="module")
 def validation(trained_pipeline: PipelineHome) -> pd.DataFrame:
     dvc = trained_pipeline.resources["dvc"]
-    folder = dvc.checkout(dvc.project_path(SPLITS_DIR))
-    return pd.read_parquet(folder / "validation.parquet")
+    return pd.read_parquet(dvc.root() / dvc.project_path(SPLITS_DIR) / "validation.parquet")
 
 
 def auth() -> dict[str, str]:
