@@ -38,6 +38,7 @@ from efficientai_assets.mlp import CONFIG_FILENAME, WEIGHTS_FILENAME
 from resources.bentoml_store import (
     BentoInfo,
     BentoMLResource,
+    BentoStoreError,
     DeploymentRecord,
     ModelProvenance,
     ServedModel,
@@ -399,19 +400,23 @@ def deployment(
         previous_champion_version=str(old_champion.version) if old_champion else None,
     )
 
+    # Claim the record's id first: of two concurrent moves, the second fails here, before it
+    # touches the registry. The alias moves only once the record is ours.
+    try:
+        record_path = bentoml.write_deployment(record)
+    except BentoStoreError as error:
+        raise dg.Failure(str(error)) from error
     moved = old_champion is None or str(old_champion.version) != str(champion.version)
     if moved:
-        client.set_registered_model_alias(name, CHAMPION_ALIAS, champion.version)
+        try:
+            client.set_registered_model_alias(name, CHAMPION_ALIAS, champion.version)
+        except Exception:
+            record_path.unlink(missing_ok=True)  # nothing moved: the record must not say so
+            raise
         client.set_model_version_tag(name, champion.version, TAG_PROMOTED_BY, context.run_id)
         client.set_model_version_tag(
             name, champion.version, TAG_PROMOTION_REASON, f"{config.action}: {reason}"
         )
-    try:
-        record_path = bentoml.write_deployment(record)
-    except Exception:
-        if moved and old_champion is not None:  # leave the registry as it was
-            client.set_registered_model_alias(name, CHAMPION_ALIAS, old_champion.version)
-        raise
     if moved and config.action == "rollback" and old_champion is not None:
         client.set_model_version_tag(
             name,

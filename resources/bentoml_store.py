@@ -555,8 +555,11 @@ class BentoMLResource(dg.ConfigurableResource):
         folder = self.deployments_dir(record.model_name)
         folder.mkdir(parents=True, exist_ok=True)
         path = folder / f"{record.deployment_id:06d}.json"
-        staging = folder / f".{record.deployment_id:06d}.json.tmp"
-        staging.write_text(json.dumps(record.to_dict(), indent=2, sort_keys=True))
+        # A staging file of its own: a concurrent writer of the same id must not overwrite it.
+        handle, name = tempfile.mkstemp(dir=folder, prefix=f".{record.deployment_id:06d}.")
+        staging = Path(name)
+        with os.fdopen(handle, "w") as out:
+            out.write(json.dumps(record.to_dict(), indent=2, sort_keys=True))
         try:
             os.link(staging, path)  # fails if another move took this id first
         except FileExistsError as error:

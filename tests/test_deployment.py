@@ -266,3 +266,23 @@ def test_a_rolled_back_version_stays_out_until_an_operator_promotes_it(
     deploy(two_versions, action="promote", reason="fixed upstream, v2 is fine")
     assert aliases(two_versions)[0] == "2"
     assert "efficientai.rolled_back" not in client.get_model_version(name, "2").tags
+
+
+def test_two_moves_cannot_claim_the_same_deployment_record(two_versions: PipelineHome) -> None:
+    """Of two concurrent moves, the one that loses the record id fails before touching the
+    registry; the winner's record is intact."""
+    import dataclasses
+
+    from resources.bentoml_store import BentoStoreError
+
+    store: BentoMLResource = two_versions.resources["bentoml"]
+    latest = current(two_versions)
+    winner = dataclasses.replace(
+        latest, deployment_id=latest.deployment_id + 1, reason="the first of two moves"
+    )
+    loser = dataclasses.replace(winner, reason="the second of two moves")
+    path = store.write_deployment(winner)
+    with pytest.raises(BentoStoreError, match="already exists"):
+        store.write_deployment(loser)
+    assert json.loads(path.read_text())["reason"] == "the first of two moves"
+    assert not [p for p in path.parent.iterdir() if p.name.startswith(".")], "no staging left"
