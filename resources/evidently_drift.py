@@ -346,8 +346,7 @@ def compute_drift(
     schema: DriftSchema,
     settings: DriftSettings | None = None,
 ) -> DriftResult:
-    """Validate both sides, sample them within the error bound, and run Evidently's
-    ``DataDriftPreset`` with the declared column types and methods."""
+    """The drift of ``current`` against ``reference`` (see ``drift_engine.compute_drift``)."""
     from resources import drift_engine
 
     return drift_engine.compute_drift(reference, current, schema, settings)
