@@ -241,14 +241,9 @@ class MlflowResource(dg.ConfigurableResource):
     # -- registry -------------------------------------------------------------------------
 
     def find_model_version(self, model_name: str, tags: Mapping[str, str]) -> ModelVersion | None:
-        """The newest READY version of ``model_name`` carrying every tag in ``tags``."""
-        from mlflow.exceptions import MlflowException
-
-        client = self.client()
-        try:
-            versions = client.search_model_versions(f"name = '{model_name}'")
-        except MlflowException:
-            return None
+        """The newest READY version of ``model_name`` carrying every tag in ``tags``. A registry
+        error propagates: it must not pass for "no such version" (and cause a needless retrain)."""
+        versions = self.client().search_model_versions(f"name = '{model_name}'")
         matching = [
             version
             for version in versions
