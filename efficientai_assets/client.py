@@ -19,11 +19,9 @@ import contextvars
 import itertools
 import logging
 import numbers
-import os
 import re
 import shutil
 import threading
-import uuid
 from collections.abc import Coroutine, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -425,13 +423,19 @@ class MLOpsClient:
         if not source.exists():
             raise FileNotFoundError(f"cannot version dataset: {source} does not exist")
         relative = self.dataset_path(source)
-        target = self.dvc_client.root() / relative
-        if source.resolve() != target:
-            _replace_with_copy(source.resolve(), target)
+        staged: Path | None = None
+        if source.resolve() != self.dvc_client.root() / relative:
+            # Copied into a private stage first; the registry takes it in under its lock.
+            staged = self.dvc_client.stage() / source.name
+            if source.is_dir():
+                shutil.copytree(source.resolve(), staged)
+            else:
+                shutil.copy2(source.resolve(), staged)
         version = self.dvc_client.version(
             relative,
             f"Version {relative} from the {self.project_namespace} client",
             push=push_to_remote,
+            staged=staged,
         )
         self._log(
             "dataset %s: md5 %s (%s), commit %s%s",
@@ -601,30 +605,6 @@ def _resolve_context_tags(tags: dict[str, str]) -> dict[str, str]:
     from mlflow.tracking.context.registry import resolve_tags
 
     return {str(k): str(v) for k, v in resolve_tags(tags).items()}
-
-
-def _replace_with_copy(source: Path, target: Path) -> None:
-    """Put a copy of ``source`` at ``target`` through a sibling temporary, so ``target`` is never
-    half-written."""
-    target.parent.mkdir(parents=True, exist_ok=True)
-    staging = target.with_name(f".{target.name}.{uuid.uuid4().hex[:8]}.tmp")
-    try:
-        if source.is_dir():
-            shutil.copytree(source, staging)
-            if target.is_dir() and not target.is_symlink():
-                shutil.rmtree(target)
-            elif target.exists():
-                target.unlink()
-        else:
-            shutil.copy2(source, staging)
-            if target.is_dir():
-                shutil.rmtree(target)
-        os.replace(staging, target)
-    finally:
-        if staging.is_dir():
-            shutil.rmtree(staging, ignore_errors=True)
-        elif staging.exists():
-            staging.unlink()
 
 
 __all__ = [

@@ -156,7 +156,8 @@ class DvcResource(dg.ConfigurableResource):
     ) -> DvcVersion:
         """Track ``relative_path`` (file or folder inside the registry), push it, commit its pointer.
 
-        ``staged`` (from :meth:`stage`) replaces the path's content under the registry lock first;
+        ``staged`` (a :meth:`stage` folder, or a file written inside one) replaces the path's
+        content under the registry lock first;
         if versioning then fails, the previous version's data is checked out again. ``push=False``
         commits a pointer whose data is only in the local cache (``dvc push`` later); the assets
         always push.
@@ -177,14 +178,17 @@ class DvcResource(dg.ConfigurableResource):
                     shutil.rmtree(target, ignore_errors=True)
                 raise
 
-    @staticmethod
-    def _swap_in(staged: Path, target: Path) -> None:
+    def _swap_in(self, staged: Path, target: Path) -> None:
+        """Move a staged folder — or a staged file inside a :meth:`stage` folder — to ``target``."""
         target.parent.mkdir(parents=True, exist_ok=True)
         if target.is_dir():
             shutil.rmtree(target)
         elif target.exists():
             target.unlink()
         shutil.move(str(staged), str(target))
+        root = self.root()
+        if staged.parent.parent == root.parent / f".{root.name}-staging":
+            shutil.rmtree(staged.parent, ignore_errors=True)  # the emptied stage() folder
 
     def _version_unlocked(self, relative_path: str, message: str, push: bool) -> DvcVersion:
         from dvc.repo import Repo
