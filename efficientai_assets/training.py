@@ -3,7 +3,6 @@ quality check) and the champion, which moves the ``champion`` alias only to a ca
 its check and is not worse than the current champion on the same validation split."""
 
 import math
-import shutil
 import tempfile
 import time
 from pathlib import Path
@@ -182,14 +181,10 @@ def candidate_model(
     dvc: DvcResource,
     hardware: HardwareResource,
 ) -> dg.MaterializeResult:
-
     gate = enforce_heavy_gate(context, hardware, priority=cast(Priority, config.priority))
     splits = _splits_version(dvc)
-    scratch = Path(tempfile.mkdtemp(prefix="efficientai-train-"))
-    try:
-        return _train_or_reuse(context, config, mlflow, dvc, hardware, gate, splits, scratch)
-    finally:
-        shutil.rmtree(scratch, ignore_errors=True)
+    with tempfile.TemporaryDirectory(prefix="efficientai-train-") as scratch:
+        return _train_or_reuse(context, config, mlflow, dvc, hardware, gate, splits, Path(scratch))
 
 
 def _train_or_reuse(
