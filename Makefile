@@ -53,7 +53,7 @@ dev: setup
 ## serve: serve the current deployment (champion, plus a canary if one is set) on 127.0.0.1:3001
 SERVE_PORT ?= 3001
 serve: setup
-	$(PY) -m resources.bentoml_store serve --port $(SERVE_PORT)
+	$(PY) -m resources.bentoml.store serve --port $(SERVE_PORT)
 
 ## rollback: put the previous champion back in one command: make rollback REASON="why"
 rollback: setup

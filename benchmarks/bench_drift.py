@@ -1,6 +1,6 @@
 """Drift on N rows × 20 columns: the product's Evidently path vs scipy's KS test per column.
 
-The product's path is ``resources.evidently_drift.compute_drift`` (schema validation, sampling
+The product's path is ``resources.evidently.resource.compute_drift`` (schema validation, sampling
 within a stated CDF error bound, Evidently's ``DataDriftPreset``). The baseline is
 ``scipy.stats.ks_2samp`` on every column of the full data. Evidently on the unsampled frames is
 shown too, where it finishes in reasonable time. Sizes 10k, 100k and 1M rows show the growth.
@@ -59,7 +59,7 @@ def _frames(rows: int, seed: int) -> tuple[pd.DataFrame, pd.DataFrame]:
 def _engine(name: str) -> Any:
     """A callable (reference, current) -> number of drifted columns."""
     if name == "product":
-        from resources.evidently_drift import DriftSchema, compute_drift
+        from resources.evidently.resource import DriftSchema, compute_drift
 
         def product(reference: pd.DataFrame, current: pd.DataFrame) -> int:
             schema = DriftSchema.for_features(list(reference.columns), target=None)
@@ -122,9 +122,11 @@ def drift_child(engine: str, rows: int, reps: int) -> dict[str, Any]:
 
 def _has_product() -> str | None:
     try:
-        import resources.evidently_drift  # noqa: F401
+        import resources.evidently.resource  # noqa: F401
     except ImportError as error:
-        return f"resources.evidently_drift does not import ({error}); measured Evidently directly"
+        return (
+            f"resources.evidently.resource does not import ({error}); measured Evidently directly"
+        )
     return None
 
 

@@ -56,7 +56,7 @@ def version_child(data: str, work: str, reps: int) -> dict[str, Any]:
     """
     from dvc.repo import Repo
 
-    from resources.dvc_registry import DvcResource
+    from resources.dvc.resource import DvcResource
 
     source, work_dir = Path(data), Path(work)
     _md5_tree(source)  # warm-up: the page cache holds the bytes for every side below

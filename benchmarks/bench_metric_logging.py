@@ -36,7 +36,7 @@ WARMUP_VALUES = 100
 
 def log_child(path: str, values: int, reps: int, workdir: str) -> dict[str, Any]:
     """In an interleaved child: one repetition per turn; returns the stored count per rep."""
-    from resources.mlflow_tracking import MlflowResource
+    from resources.mlflow.resource import MlflowResource
 
     folder = Path(workdir) / path
     folder.mkdir(parents=True, exist_ok=True)
@@ -75,7 +75,7 @@ def log_child(path: str, values: int, reps: int, workdir: str) -> dict[str, Any]
 
 def run(ctx: Context) -> list[Row]:
     try:
-        import resources.mlflow_tracking  # noqa: F401
+        import resources.mlflow.resource  # noqa: F401
     except ImportError as error:
         return [
             not_measured(

@@ -1,8 +1,8 @@
 """MLX training throughput (samples/s) vs PyTorch CPU and numpy on the same MLP and data.
 
-The MLX side is the product's own loop (``efficientai_assets.mlp.train``: Adam, cross-entropy,
+The MLX side is the product's own loop (``efficientai_assets.models.mlp.train``: Adam, cross-entropy,
 ``mx.compile``d step, device chosen automatically), run in a child process whose environment comes
-from ``efficientai_assets.blas.training_process_env`` exactly as the training asset does. The
+from ``efficientai_assets.defs.training.blas.training_process_env`` exactly as the training asset does. The
 baselines train the same 64-256-256-10 MLP with Adam on the same standardised digits, one loss
 read-back per step, in their own children with an unmodified environment. All configurations of a
 case run as warm children taking turns (a turn is one epoch, or several when one is too short to
@@ -169,8 +169,8 @@ def train_child(
     n = len(train_y)
     result: dict[str, Any] = {"framework": framework, "samples": n}
     if framework == "mlx":
-        from efficientai_assets.blas import describe_blas
-        from efficientai_assets.mlp import EpochRecord, TrainingParams, train
+        from efficientai_assets.defs.training.blas import describe_blas
+        from efficientai_assets.models.mlp import EpochRecord, TrainingParams, train
 
         pending: list[float] = []
 
@@ -264,7 +264,7 @@ def _blas_note(run: dict[str, Any]) -> str:
 
 
 def run(ctx: Context) -> list[Row]:
-    from efficientai_assets.blas import (
+    from efficientai_assets.defs.training.blas import (
         BLAS_ENV_VAR,
         available_libraries,
         describe_blas,

@@ -58,7 +58,7 @@ def starlette_app(model_dir: str) -> Any:
     from starlette.responses import JSONResponse
     from starlette.routing import Route
 
-    from efficientai_assets.mlp import MLXClassifier
+    from efficientai_assets.models.mlp import MLXClassifier
 
     classifier = MLXClassifier.load_dir(model_dir)
     classes = [str(c) for c in classifier.config.classes]
@@ -215,8 +215,8 @@ def _train_and_build(ctx: Context) -> tuple[Path, str, list[float], Any]:
     import numpy as np
     from sklearn.datasets import load_digits
 
-    from efficientai_assets import mlp
-    from resources.bentoml_store import BentoMLResource, ModelProvenance
+    from efficientai_assets.models import mlp
+    from resources.bentoml.store import BentoMLResource, ModelProvenance
 
     digits = load_digits()
     x, y = digits.data.astype(np.float32), digits.target
@@ -255,7 +255,7 @@ def forward_cost_us(model_dir: Path, row: list[float], rows: int, calls: int = 2
     """Mean µs per row of the model's forward pass on ``rows`` rows, in-process."""
     import numpy as np
 
-    from efficientai_assets.mlp import MLXClassifier
+    from efficientai_assets.models.mlp import MLXClassifier
 
     classifier = MLXClassifier.load_dir(model_dir)
     batch = np.asarray([row] * rows, dtype=np.float32)
@@ -268,7 +268,7 @@ def forward_cost_us(model_dir: Path, row: list[float], rows: int, calls: int = 2
 
 
 def run(ctx: Context) -> list[Row]:
-    from resources.bentoml_store import free_port
+    from resources.bentoml.store import free_port
 
     seconds = 3.0 if ctx.quick else 10.0
     rounds = 1 if ctx.quick else 3

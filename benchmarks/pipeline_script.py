@@ -14,7 +14,8 @@ import tempfile
 from datetime import UTC, datetime
 from pathlib import Path
 
-from efficientai_assets.config import (
+from efficientai_assets.defs.training.config import TrainingConfig
+from efficientai_assets.names import (
     CHALLENGER_ALIAS,
     CHAMPION_ALIAS,
     LABEL_COLUMN,
@@ -25,7 +26,6 @@ from efficientai_assets.config import (
     TRAIN_SPLIT_FILE,
     TRAINING_EXPERIMENT,
     VALIDATION_SPLIT_FILE,
-    TrainingConfig,
 )
 from resources.defaults import build_resources
 from resources.home import EfficientAIHome
@@ -36,19 +36,23 @@ def main(home_root: str, day: str) -> None:
     import pandas as pd
     from sklearn.model_selection import train_test_split
 
-    from efficientai_assets.blas import training_process_env
-    from efficientai_assets.datasets import sample_digits, validate_dataset
-    from efficientai_assets.mlp import TrainingParams
-    from efficientai_assets.monitoring import (
+    from efficientai_assets.defs.data.datasets import sample_digits, validate_dataset
+    from efficientai_assets.defs.monitoring.assets import (
         InferenceBatchConfig,
         champion_accuracy,
         simulate_batch,
     )
-    from efficientai_assets.serving import _record_in_mlflow, _served, build_bento_for_version
-    from efficientai_assets.train_worker import TrainingRequest, run_training_process
-    from efficientai_assets.training import _evaluate_on_validation, _log_mlx_model
-    from resources.bentoml_store import DeploymentRecord
-    from resources.evidently_drift import DriftSchema
+    from efficientai_assets.defs.serving.assets import (
+        _record_in_mlflow,
+        _served,
+        build_bento_for_version,
+    )
+    from efficientai_assets.defs.training.assets import _evaluate_on_validation, _log_mlx_model
+    from efficientai_assets.defs.training.blas import training_process_env
+    from efficientai_assets.defs.training.train_worker import TrainingRequest, run_training_process
+    from efficientai_assets.models.mlp import TrainingParams
+    from resources.bentoml.store import DeploymentRecord
+    from resources.evidently.resource import DriftSchema
 
     home = EfficientAIHome(Path(home_root))
     home.ensure_layout()

@@ -60,7 +60,7 @@ def discover() -> dict[str, ModuleType]:
 
 def machine_info() -> dict[str, Any]:
     """What the numbers were measured on."""
-    from efficientai_assets.blas import describe_blas
+    from efficientai_assets.defs.training.blas import describe_blas
 
     cpu = platform.processor() or platform.machine()
     try:

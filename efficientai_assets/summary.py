@@ -34,7 +34,7 @@ def _text(value: object) -> str:
 
 def main() -> None:
     if sys.argv[1:] == ["--latest-day"]:
-        from efficientai_assets.monitoring import daily_partitions
+        from efficientai_assets.defs.monitoring.assets import daily_partitions
 
         print(daily_partitions.get_last_partition_key())
         return

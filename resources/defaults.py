@@ -7,12 +7,12 @@ from typing import Any
 
 import dagster as dg
 
-from resources.bentoml_store import BentoMLResource
-from resources.dvc_registry import DvcResource
-from resources.evidently_drift import EvidentlyResource
-from resources.hardware import HardwareResource
+from resources.bentoml.store import BentoMLResource
+from resources.dvc.resource import DvcResource
+from resources.evidently.resource import EvidentlyResource
+from resources.hardware.resource import HardwareResource
 from resources.home import EfficientAIHome
-from resources.mlflow_tracking import MlflowResource
+from resources.mlflow.resource import MlflowResource
 
 DEFAULT_NAMESPACE = "efficientai"
 

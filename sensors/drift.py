@@ -27,14 +27,14 @@ from typing import TYPE_CHECKING, Any
 
 import dagster as dg
 
-from efficientai_assets.config import LABEL_COLUMN, TAG_DATA_MD5, TRAIN_SPLIT_FILE
-from efficientai_assets.config import VALIDATION_SPLIT_FILE as VALIDATION_FILE
-from efficientai_assets.gate import GatePolicy, GateState, Priority, evaluate
-from efficientai_assets.monitoring import AUDIT_ASSET, append_audit_record
-from resources.dvc_registry import DvcResource
-from resources.evidently_drift import EvidentlyResource
-from resources.hardware import HardwareResource
-from resources.mlflow_tracking import MlflowResource
+from efficientai_assets.defs.monitoring.assets import append_audit_record
+from efficientai_assets.gate.policy import GatePolicy, GateState, Priority, evaluate
+from efficientai_assets.names import AUDIT_ASSET, LABEL_COLUMN, TAG_DATA_MD5, TRAIN_SPLIT_FILE
+from efficientai_assets.names import VALIDATION_SPLIT_FILE as VALIDATION_FILE
+from resources.dvc.resource import DvcResource
+from resources.evidently.resource import EvidentlyResource
+from resources.hardware.resource import HardwareResource
+from resources.mlflow.resource import MlflowResource
 
 if TYPE_CHECKING:
     from dagster._core.storage.dagster_run import RunRecord
@@ -367,8 +367,12 @@ def write_training_data(
     import pandas as pd
     from dvc.exceptions import DvcException
 
-    from efficientai_assets.monitoring import MonitoringError, champion_version, split_file_at
-    from resources.dvc_registry import DvcVersioningError
+    from efficientai_assets.defs.monitoring.assets import (
+        MonitoringError,
+        champion_version,
+        split_file_at,
+    )
+    from resources.dvc.resource import DvcVersioningError
 
     try:
         version = champion_version(mlflow)
@@ -552,7 +556,7 @@ def build_drift_sensor(
 
 
 def _default_job() -> Any:
-    from efficientai_assets.jobs import training_job
+    from efficientai_assets.defs.jobs import training_job
 
     return training_job
 

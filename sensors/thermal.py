@@ -26,7 +26,7 @@ from dagster import (
 )
 from dagster._core.loader import LoadingContext
 
-from efficientai_assets.gate import (
+from efficientai_assets.gate.policy import (
     PRIORITIES,
     Evaluation,
     GatePolicy,
@@ -34,7 +34,7 @@ from efficientai_assets.gate import (
     Priority,
     evaluate,
 )
-from resources.hardware import HardwareResource, HardwareSnapshot
+from resources.hardware.resource import HardwareResource, HardwareSnapshot
 
 if TYPE_CHECKING:
     from dagster._core.definitions.assets.graph.base_asset_graph import BaseAssetGraph

@@ -20,7 +20,7 @@ import dagster as dg
 import pytest
 
 from resources.defaults import build_resources
-from resources.hardware import HardwareResource
+from resources.hardware.resource import HardwareResource
 from resources.home import EfficientAIHome
 
 # Keep MLflow from retrying a dead server for minutes, and never deserialise pickles.
@@ -101,8 +101,8 @@ def training_run_config(**overrides: Any) -> dict[str, Any]:
 @pytest.fixture(scope="session")
 def trained_pipeline(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PipelineHome]:
     """One home in which data, splits, candidate and champion were materialized."""
-    from efficientai_assets.data import dataset_splits, raw_dataset
-    from efficientai_assets.training import candidate_model, champion_model
+    from efficientai_assets.defs.data.assets import dataset_splits, raw_dataset
+    from efficientai_assets.defs.training.assets import candidate_model, champion_model
 
     home = make_home(tmp_path_factory.mktemp("trained") / "home")
     with dg.instance_for_test(temp_dir=str(home.dagster_home)) as instance:

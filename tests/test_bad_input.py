@@ -13,8 +13,8 @@ import pandas as pd
 import pytest
 from conftest import PipelineHome
 
-from efficientai_assets.data import raw_dataset
-from resources.dvc_registry import DvcResource, DvcVersioningError
+from efficientai_assets.defs.data.assets import raw_dataset
+from resources.dvc.resource import DvcResource, DvcVersioningError
 
 
 def _good_frame(rows: int = 20) -> pd.DataFrame:

@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from efficientai_assets import blas
+from efficientai_assets.defs.training import blas
 
 linux_only = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="LD_PRELOAD is Linux")
 
@@ -33,7 +33,7 @@ def _wheel_reference_blas() -> str:
 
 CHILD = """
 import json, numpy as np, mlx.core as mx
-from efficientai_assets.blas import describe_blas
+from efficientai_assets.defs.training.blas import describe_blas
 mx.set_default_device(mx.cpu)
 a = np.random.default_rng(0).standard_normal((96, 64)).astype(np.float32)
 b = np.random.default_rng(1).standard_normal((64, 80)).astype(np.float32)
@@ -187,7 +187,7 @@ def test_macos_uses_accelerate_and_preloads_nothing(monkeypatch):
 
 def test_importing_the_module_loads_no_heavy_library():
     code = (
-        "import sys, efficientai_assets.blas as b; b.describe_blas(); "
+        "import sys, efficientai_assets.defs.training.blas as b; b.describe_blas(); "
         "heavy = ('mlx', 'numpy', 'torch', 'mlflow', 'dagster'); "
         "print(sorted(m for m in heavy if m in sys.modules))"
     )

@@ -21,10 +21,10 @@ import pytest
 from conftest import bentoml_list, dvc_cloud_status
 from mlflow import MlflowClient
 
-from efficientai_assets import mlp
-from efficientai_assets.client import MLOpsClient, MLOpsClientError, NoActiveRunError
-from resources.evidently_drift import DriftInputError
-from resources.hardware import HardwareResource
+from efficientai_assets.client.client import MLOpsClient, MLOpsClientError, NoActiveRunError
+from efficientai_assets.models import mlp
+from resources.evidently.resource import DriftInputError
+from resources.hardware.resource import HardwareResource
 
 NAMESPACE = "clienttest"
 

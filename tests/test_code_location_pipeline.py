@@ -16,7 +16,7 @@ from conftest import (
     resources_for_tests,
 )
 
-from efficientai_assets.config import CHAMPION_ALIAS, MODEL_NAME
+from efficientai_assets.names import CHAMPION_ALIAS, MODEL_NAME
 
 DAY = "2026-11-01"
 

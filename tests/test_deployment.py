@@ -15,11 +15,11 @@ import httpx
 import pytest
 from conftest import PipelineHome, make_home, resources_for_tests, training_run_config
 
-from efficientai_assets.config import CHALLENGER_ALIAS, CHAMPION_ALIAS, MODEL_NAME
-from efficientai_assets.data import dataset_splits, raw_dataset
-from efficientai_assets.serving import DEPLOYMENTS_EXPERIMENT, deployment, model_bento
-from efficientai_assets.training import candidate_model, champion_model
-from resources.bentoml_store import BentoMLResource, DeploymentRecord
+from efficientai_assets.defs.data.assets import dataset_splits, raw_dataset
+from efficientai_assets.defs.serving.assets import DEPLOYMENTS_EXPERIMENT, deployment, model_bento
+from efficientai_assets.defs.training.assets import candidate_model, champion_model
+from efficientai_assets.names import CHALLENGER_ALIAS, CHAMPION_ALIAS, MODEL_NAME
+from resources.bentoml.store import BentoMLResource, DeploymentRecord
 
 pytestmark = pytest.mark.slow
 
@@ -273,7 +273,7 @@ def test_two_moves_cannot_claim_the_same_deployment_record(two_versions: Pipelin
     registry; the winner's record is intact."""
     import dataclasses
 
-    from resources.bentoml_store import BentoStoreError
+    from resources.bentoml.store import BentoStoreError
 
     store: BentoMLResource = two_versions.resources["bentoml"]
     latest = current(two_versions)

@@ -9,8 +9,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from efficientai_assets.datasets import sample_digits
-from resources.evidently_drift import (
+from efficientai_assets.defs.data.datasets import sample_digits
+from resources.evidently.resource import (
     DriftInputError,
     DriftSchema,
     DriftSettings,
@@ -167,7 +167,7 @@ def test_reference_profile_is_computed_once_then_reused(tmp_path: Path) -> None:
     resource = EvidentlyResource(reports_dir=str(tmp_path / "reports"), seed=99)
     profile, origin = resource.reference_profile("md5-b", load, SCHEMA)
     assert origin == "computed"
-    from resources import evidently_drift
+    from resources.evidently import resource as evidently_drift
 
     evidently_drift._PROFILE_CACHE.clear()  # a new process: only the disk copy remains
     again, origin = resource.reference_profile("md5-b", load, SCHEMA)

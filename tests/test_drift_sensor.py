@@ -11,9 +11,10 @@ import dagster as dg
 import pytest
 from conftest import FAST_TRAINING, PipelineHome
 
-from efficientai_assets.monitoring import AUDIT_ASSET, drift_report, inference_batch
-from resources.evidently_drift import EvidentlyResource
-from resources.hardware import HardwareResource
+from efficientai_assets.defs.monitoring.assets import drift_report, inference_batch
+from efficientai_assets.names import AUDIT_ASSET
+from resources.evidently.resource import EvidentlyResource
+from resources.hardware.resource import HardwareResource
 from sensors.drift import (
     CURSOR_VERSION,
     TAG_PARTITIONS,
@@ -95,7 +96,7 @@ def requests(result: dg.SensorResult) -> list[dg.RunRequest]:
 
 
 def _job() -> Any:
-    from efficientai_assets.jobs import training_job
+    from efficientai_assets.defs.jobs import training_job
 
     return training_job
 
@@ -249,9 +250,9 @@ def test_shifted_batch_leads_through_the_sensor_to_a_retrained_champion(
 ) -> None:
     from conftest import training_run_config
 
-    from efficientai_assets.data import dataset_splits, raw_dataset
-    from efficientai_assets.serving import model_bento
-    from efficientai_assets.training import candidate_model, champion_model
+    from efficientai_assets.defs.data.assets import dataset_splits, raw_dataset
+    from efficientai_assets.defs.serving.assets import model_bento
+    from efficientai_assets.defs.training.assets import candidate_model, champion_model
 
     pipeline = home_factory("e2e")
     pipeline.resources["evidently"] = EvidentlyResource(reports_dir=str(pipeline.home.reports))

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from efficientai_assets.gate import (
+from efficientai_assets.gate.policy import (
     PRIORITIES,
     GatePolicy,
     GateState,
@@ -17,7 +17,7 @@ from efficientai_assets.gate import (
     max_retries_bound,
     replay,
 )
-from resources.hardware import GpuReading, HardwareResource, HardwareSnapshot, Pressure
+from resources.hardware.resource import GpuReading, HardwareResource, HardwareSnapshot, Pressure
 
 POLICY = GatePolicy(bad_readings_to_hold=3, cooldown_seconds=120)
 

@@ -9,8 +9,8 @@ import dagster as dg
 import pytest
 from dagster import AssetExecutionContext
 
-from efficientai_assets.gate import enforce_heavy_gate
-from resources.hardware import HardwareResource
+from efficientai_assets.gate.policy import enforce_heavy_gate
+from resources.hardware.resource import HardwareResource
 
 FAST: dict[str, Any] = {"gate_retry_initial_seconds": 0.02, "gate_retry_max_seconds": 0.05}
 

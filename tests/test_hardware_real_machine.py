@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from resources.hardware import HardwareResource, HardwareSnapshot
+from resources.hardware.resource import HardwareResource, HardwareSnapshot
 
 linux_only = pytest.mark.skipif(sys.platform != "linux", reason="reads Linux procfs")
 

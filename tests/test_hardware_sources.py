@@ -9,8 +9,13 @@ from pathlib import Path
 
 import pytest
 
-from resources.hardware import HardwareResource, HardwareSnapshot, Pressure, recommend_training
-from resources.hardware_sources import SubprocessRunner, parse_cpulist, thermal_from_trips
+from resources.hardware.resource import (
+    HardwareResource,
+    HardwareSnapshot,
+    Pressure,
+    recommend_training,
+)
+from resources.hardware.sources import SubprocessRunner, parse_cpulist, thermal_from_trips
 
 FIXTURES = Path(__file__).parent / "fixtures" / "hardware"
 

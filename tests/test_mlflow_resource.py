@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from resources.mlflow_tracking import MlflowResource, MlflowRunFailed, redact_uri
+from resources.mlflow.resource import MlflowResource, MlflowRunFailed, redact_uri
 
 
 def test_passwords_in_tracking_uris_are_never_shown() -> None:

@@ -11,14 +11,14 @@ import dagster as dg
 import pytest
 from conftest import PipelineHome
 
-from efficientai_assets.monitoring import (
-    DRIFT_CHECK,
+from efficientai_assets.defs.monitoring.assets import (
     InferenceBatchConfig,
     drift_report,
     inference_batch,
     shift_strength,
 )
-from resources.evidently_drift import EvidentlyResource
+from efficientai_assets.names import DRIFT_CHECK
+from resources.evidently.resource import EvidentlyResource
 
 
 def monitoring_config(**batch: Any) -> dict[str, Any]:
@@ -106,7 +106,7 @@ def test_shift_strength_ramps_for_gradual_and_jumps_for_sudden() -> None:
 def test_a_bad_landed_batch_fails_naming_the_column_and_is_never_reported(
     trained_pipeline: PipelineHome, tmp_path: Path, write, message: str
 ) -> None:
-    from efficientai_assets.datasets import sample_digits
+    from efficientai_assets.defs.data.datasets import sample_digits
 
     landing = tmp_path / "landing"
     landing.mkdir()
@@ -125,7 +125,7 @@ def test_a_bad_landed_batch_fails_naming_the_column_and_is_never_reported(
 def test_landed_rows_are_picked_by_their_timestamp(
     trained_pipeline: PipelineHome, tmp_path: Path
 ) -> None:
-    from efficientai_assets.datasets import sample_digits
+    from efficientai_assets.defs.data.datasets import sample_digits
 
     landing = tmp_path / "landing"
     landing.mkdir()

@@ -11,7 +11,9 @@ import pytest
 from conftest import FAST_TRAINING, HomeFactory, PipelineHome, training_run_config
 from mlflow import MlflowClient
 
-from efficientai_assets.config import (
+from efficientai_assets.defs.data.assets import dataset_splits, raw_dataset
+from efficientai_assets.defs.training.assets import candidate_model, champion_model
+from efficientai_assets.names import (
     CHALLENGER_ALIAS,
     CHAMPION_ALIAS,
     MODEL_NAME,
@@ -23,8 +25,6 @@ from efficientai_assets.config import (
     TAG_QUALITY,
     TRAINING_EXPERIMENT,
 )
-from efficientai_assets.data import dataset_splits, raw_dataset
-from efficientai_assets.training import candidate_model, champion_model
 
 
 def _client(pipeline: PipelineHome) -> MlflowClient:

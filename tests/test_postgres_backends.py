@@ -14,9 +14,9 @@ import dagster as dg
 import pytest
 from conftest import make_home, resources_for_tests, training_run_config
 
-from efficientai_assets.config import CHAMPION_ALIAS, MODEL_NAME, TRAINING_EXPERIMENT
-from efficientai_assets.data import dataset_splits, raw_dataset
-from efficientai_assets.training import candidate_model, champion_model
+from efficientai_assets.defs.data.assets import dataset_splits, raw_dataset
+from efficientai_assets.defs.training.assets import candidate_model, champion_model
+from efficientai_assets.names import CHAMPION_ALIAS, MODEL_NAME, TRAINING_EXPERIMENT
 
 SERVER = "postgresql://postgres@127.0.0.1:5432"
 

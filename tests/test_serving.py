@@ -19,9 +19,9 @@ import psutil
 import pytest
 from conftest import PipelineHome
 
-from efficientai_assets.config import CHAMPION_ALIAS, LABEL_COLUMN, MODEL_NAME, SPLITS_DIR
-from efficientai_assets.serving import model_bento
-from resources.bentoml_store import BentoInfo, BentoMLResource, BentoServer
+from efficientai_assets.defs.serving.assets import model_bento
+from efficientai_assets.names import CHAMPION_ALIAS, LABEL_COLUMN, MODEL_NAME, SPLITS_DIR
+from resources.bentoml.store import BentoInfo, BentoMLResource, BentoServer
 
 pytestmark = pytest.mark.slow
 
@@ -158,7 +158,7 @@ def test_served_predictions_equal_the_in_process_model(
 ) -> None:
     import bentoml
 
-    from efficientai_assets.mlp import MLXClassifier
+    from efficientai_assets.models.mlp import MLXClassifier
 
     model_dir = bento_store.resolved_home() / "models" / Path(*bento.model_tags[0].split(":"))
     local = MLXClassifier.load_dir(model_dir)

@@ -8,7 +8,7 @@ from typing import Any
 import dagster as dg
 import pytest
 
-from resources.hardware import HardwareResource
+from resources.hardware.resource import HardwareResource
 from sensors.thermal import (
     HEAVY_ASSET_KEYS,
     build_thermal_gate_sensor,

@@ -97,7 +97,7 @@ class MLXClassifierService:
         try:
             import mlx.core as mx
 
-            from efficientai_assets.mlp import MLXClassifier, best_device_name
+            from efficientai_assets.models.mlp import MLXClassifier, best_device_name
 
             device = best_device_name()
             mx.set_default_device(mx.gpu if device == "gpu" else mx.cpu)

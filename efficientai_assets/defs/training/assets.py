@@ -10,12 +10,17 @@ from typing import TYPE_CHECKING, cast
 
 import dagster as dg
 
-from efficientai_assets.config import (
+from efficientai_assets.defs.training.config import TrainingConfig
+from efficientai_assets.gate.policy import GateDecision, Priority, enforce_heavy_gate
+from efficientai_assets.models.mlp import CONFIG_FILENAME, WEIGHTS_FILENAME, TrainingParams
+from efficientai_assets.names import (
     CHALLENGER_ALIAS,
     CHAMPION_ALIAS,
+    DATASET_SPLITS_ASSET,
     HEAVY_POOL,
     LABEL_COLUMN,
     MODEL_NAME,
+    QUALITY_CHECK,
     SPLITS_DIR,
     TAG_CODE_VERSION,
     TAG_CONFIG_HASH,
@@ -31,25 +36,20 @@ from efficientai_assets.config import (
     TRAIN_SPLIT_FILE,
     TRAINING_EXPERIMENT,
     VALIDATION_SPLIT_FILE,
-    TrainingConfig,
 )
-from efficientai_assets.data import dataset_splits
-from efficientai_assets.gate import GateDecision, Priority, enforce_heavy_gate
-from efficientai_assets.mlp import CONFIG_FILENAME, WEIGHTS_FILENAME, TrainingParams
 from efficientai_assets.provenance import git_sha, stable_hash
-from resources.dvc_registry import DvcResource, DvcVersion
-from resources.hardware import HardwareResource
-from resources.mlflow_tracking import MlflowResource
+from resources.dvc.resource import DvcResource, DvcVersion
+from resources.hardware.resource import HardwareResource
+from resources.mlflow.resource import MlflowResource
 
 if TYPE_CHECKING:
     import pandas as pd
     from mlflow.entities.model_registry import ModelVersion
 
-    from efficientai_assets.train_worker import TrainingResult
+    from efficientai_assets.defs.training.train_worker import TrainingResult
 
 # Bump when a change to the training code should retrain rather than reuse a registered version.
 TRAINING_CODE_VERSION = "1"
-QUALITY_CHECK = "quality"
 MODEL_ARTIFACT_NAME = "model"
 
 
@@ -78,7 +78,7 @@ def _log_mlx_model(result: "TrainingResult", signature_columns: list[str]) -> st
     from mlflow.models import ModelSignature
     from mlflow.types import ColSpec, Schema
 
-    from efficientai_assets import mlp, pyfunc_model
+    from efficientai_assets.models import mlp, pyfunc_model
 
     signature = ModelSignature(
         inputs=Schema([ColSpec("float", name) for name in signature_columns]),
@@ -162,7 +162,7 @@ def _memoized_result(
     group_name="training",
     kinds={"mlx", "mlflow"},
     code_version=TRAINING_CODE_VERSION,
-    deps=[dataset_splits],
+    deps=[DATASET_SPLITS_ASSET],
     pool=HEAVY_POOL,
     check_specs=[
         dg.AssetCheckSpec(
@@ -199,8 +199,8 @@ def _train_or_reuse(
 ) -> dg.MaterializeResult:
     import pandas as pd
 
-    from efficientai_assets.blas import training_process_env
-    from efficientai_assets.train_worker import TrainingRequest, run_training_process
+    from efficientai_assets.defs.training.blas import training_process_env
+    from efficientai_assets.defs.training.train_worker import TrainingRequest, run_training_process
 
     # An exact, private copy of the fingerprinted version: a concurrent writer cannot change it.
     folder = dvc.snapshot(splits, scratch / "splits")

@@ -7,9 +7,11 @@ could break has its own message naming the file, the column and the problem.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import numpy as np
-import pandas as pd
+if TYPE_CHECKING:
+    import numpy as np
+    import pandas as pd
 
 SAMPLE_LABEL_COLUMN = "label"
 
@@ -20,6 +22,8 @@ class DatasetError(ValueError):
 
 def sample_digits() -> pd.DataFrame:
     """scikit-learn's 8×8 digits (1,797 rows, shipped inside the package: no download)."""
+    import numpy as np
+    import pandas as pd
     from sklearn.datasets import load_digits
 
     digits = load_digits()
@@ -30,6 +34,8 @@ def sample_digits() -> pd.DataFrame:
 
 def read_table(path: str | Path) -> pd.DataFrame:
     """Read a CSV or Parquet file, with errors that say which file and why."""
+    import pandas as pd
+
     path = Path(path).expanduser()
     if not path.exists():
         raise DatasetError(f"data file not found: {path}")
@@ -52,6 +58,9 @@ def read_table(path: str | Path) -> pd.DataFrame:
 
 def validate_dataset(frame: pd.DataFrame, label_column: str, source: str) -> pd.DataFrame:
     """Check shape, label and features; return the frame with float32 features and int64 labels."""
+    import numpy as np
+    import pandas as pd
+
     if frame.empty or len(frame.columns) == 0:
         raise DatasetError(f"{source} has no rows")
     if label_column not in frame.columns:
@@ -90,6 +99,8 @@ def validate_dataset(frame: pd.DataFrame, label_column: str, source: str) -> pd.
 def split_features(
     frame: pd.DataFrame, label_column: str
 ) -> tuple[np.ndarray, np.ndarray, list[str]]:
+    import numpy as np
+
     feature_columns = [c for c in frame.columns if c != label_column]
     return (
         frame[feature_columns].to_numpy(dtype=np.float32),

@@ -14,7 +14,7 @@ from mlflow.models import set_model
 from mlflow.pyfunc import PythonModel
 
 try:  # inside the project
-    from efficientai_assets.mlp import MLXClassifier
+    from efficientai_assets.models.mlp import MLXClassifier
 except ImportError:  # loaded elsewhere: mlp.py travels with the model as a code path
     from mlp import MLXClassifier  # type: ignore[no-redef]
 

@@ -6,7 +6,7 @@ The ``mlx[cpu]`` Linux wheel links the unoptimised reference (Netlib) BLAS that 
 the same unprefixed names and is loaded ahead of it (``LD_PRELOAD``) takes every call.
 
 The preload is confined to the training child process (``python -m
-efficientai_assets.train_worker``): ``training_process_env()`` builds that child's environment
+efficientai_assets.defs.training.train_worker``): ``training_process_env()`` builds that child's environment
 and nothing else in the product changes its own. Libraries are tried in this order:
 
 1. ``EFFICIENTAI_BLAS``: ``auto`` (default), ``reference`` (use the wheel's BLAS), or an absolute

@@ -3,7 +3,7 @@
 Every reading is optional. A source that is absent, slow or unreadable leaves its fields as
 "unknown" (``None`` in Python, the string ``"unknown"`` in metadata and tags) and adds a note
 saying why; nothing here guesses a value or raises. The platform readers live in
-``resources.hardware_sources`` so this module stays cheap to import.
+``resources.hardware.sources`` so this module stays cheap to import.
 """
 
 from __future__ import annotations
@@ -462,7 +462,7 @@ class HardwareResource(ConfigurableResource):
     Defaults read the real machine. ``source="replay"`` with ``replay_trace_path`` replays a
     recorded trace (tests, demos); ``macos_fixture_path`` feeds canned command outputs to the
     macOS reader; ``proc_root``/``sys_root`` point the Linux reader at a fake tree.
-    The ``gate_*`` fields configure ``efficientai_assets.gate`` (see docs/hardware-gate.md).
+    The ``gate_*`` fields configure ``efficientai_assets.gate.policy`` (see docs/hardware-gate.md).
     """
 
     source: SourceName = Field(
@@ -531,7 +531,7 @@ class HardwareResource(ConfigurableResource):
 
     def build_source(self) -> HardwareSource:
         """The source named by config; raises ValueError on inconsistent config."""
-        from resources import hardware_sources
+        from resources.hardware import sources as hardware_sources
 
         name = self.source
         if name == "auto":

@@ -16,7 +16,7 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
-from resources.hardware import (
+from resources.hardware.resource import (
     UNKNOWN,
     HardwareResource,
     HardwareSnapshot,

@@ -18,16 +18,18 @@ from typing import TYPE_CHECKING, Any, Literal
 import dagster as dg
 from pydantic import Field
 
-from efficientai_assets.config import (
+from efficientai_assets.names import (
+    AUDIT_ASSET,
     CHAMPION_ALIAS,
+    DRIFT_CHECK,
     LABEL_COLUMN,
     MODEL_NAME,
     SPLITS_DIR,
     TAG_DATA_MD5,
     TRAIN_SPLIT_FILE,
 )
-from resources.dvc_registry import DvcResource
-from resources.evidently_drift import (
+from resources.dvc.resource import DvcResource
+from resources.evidently.resource import (
     DriftInputError,
     DriftResult,
     DriftSchema,
@@ -35,7 +37,7 @@ from resources.evidently_drift import (
     ReferenceProfile,
 )
 from resources.home import default_home
-from resources.mlflow_tracking import MlflowResource
+from resources.mlflow.resource import MlflowResource
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -45,8 +47,6 @@ MONITORING_CODE_VERSION = "1"
 MONITORING_START_DATE = "2026-01-01"
 BATCH_FILE = "batch.parquet"
 REPORT_STEM = "drift"
-DRIFT_CHECK = "drift_share_below_threshold"
-AUDIT_ASSET = "retraining_audit"
 AUDIT_FILE = "retraining_audit.jsonl"
 _GIT_TIMEOUT_SECONDS = 60
 
@@ -198,7 +198,7 @@ def simulate_batch(config: InferenceBatchConfig, day: str) -> "pd.DataFrame":
     a fixed subset of feature columns moves by ``magnitude * max(std, 1)``."""
     import numpy as np
 
-    from efficientai_assets.datasets import sample_digits
+    from efficientai_assets.defs.data.datasets import sample_digits
 
     sample = sample_digits()
     rng = np.random.default_rng(_day_seed(config.seed, day))
@@ -223,7 +223,7 @@ def landing_batch(config: InferenceBatchConfig, day: str) -> tuple["pd.DataFrame
     falls on ``day``."""
     import pandas as pd
 
-    from efficientai_assets.datasets import read_table
+    from efficientai_assets.defs.data.datasets import read_table
 
     folder = (
         Path(config.landing_dir).expanduser()
@@ -277,7 +277,7 @@ def inference_batch(
     mlflow: MlflowResource,
     dvc: DvcResource,
 ) -> dg.MaterializeResult:
-    from efficientai_assets.datasets import DatasetError
+    from efficientai_assets.defs.data.datasets import DatasetError
 
     day = context.partition_key
     if config.source == "simulator":

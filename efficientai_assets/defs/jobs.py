@@ -1,13 +1,9 @@
-"""Jobs over the asset graph. Steps run in one process: the heavy steps already run MLX training and
+"""Jobs across the domains of the asset graph. Steps run in one process: the heavy steps already run MLX training and
 ``bentoml build`` in child processes, and a process per step would cost seconds for each light one."""
 
 import dagster as dg
 
-from efficientai_assets.serving import deployment, model_bento
-
-PIPELINE_JOB = "efficientai_pipeline"
-TRAINING_JOB = "training_job"
-DEPLOYMENT_JOB = "deployment_job"
+from efficientai_assets.names import BENTO_ASSET, PIPELINE_JOB, TRAINING_JOB
 
 pipeline_job = dg.define_asset_job(
     PIPELINE_JOB,
@@ -19,15 +15,8 @@ pipeline_job = dg.define_asset_job(
 
 training_job = dg.define_asset_job(
     TRAINING_JOB,
-    selection=dg.AssetSelection.groups("data", "training") | dg.AssetSelection.assets(model_bento),
+    selection=dg.AssetSelection.groups("data", "training") | dg.AssetSelection.assets(BENTO_ASSET),
     executor_def=dg.in_process_executor,
     description="Retrain from the configured data: splits → candidate → quality check → champion → "
     "bento. The drift sensor launches it with the drifted batches added to the data.",
-)
-
-deployment_job = dg.define_asset_job(
-    DEPLOYMENT_JOB,
-    selection=dg.AssetSelection.assets(deployment),
-    executor_def=dg.in_process_executor,
-    description="One rollout move: deploy (with an optional canary or shadow), promote, rollback.",
 )

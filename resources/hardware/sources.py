@@ -19,7 +19,7 @@ from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any, Protocol
 
-from resources.hardware import (
+from resources.hardware.resource import (
     GpuReading,
     HardwareSnapshot,
     MemoryPressure,

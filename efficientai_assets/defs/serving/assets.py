@@ -21,7 +21,9 @@ from typing import TYPE_CHECKING, Any, Literal
 import dagster as dg
 from pydantic import Field
 
-from efficientai_assets.config import (
+from efficientai_assets.gate.policy import enforce_heavy_gate
+from efficientai_assets.models.mlp import CONFIG_FILENAME, WEIGHTS_FILENAME
+from efficientai_assets.names import (
     CHALLENGER_ALIAS,
     CHAMPION_ALIAS,
     HEAVY_POOL,
@@ -33,9 +35,7 @@ from efficientai_assets.config import (
     TAG_QUALITY,
     TAG_ROLLED_BACK,
 )
-from efficientai_assets.gate import enforce_heavy_gate
-from efficientai_assets.mlp import CONFIG_FILENAME, WEIGHTS_FILENAME
-from resources.bentoml_store import (
+from resources.bentoml.store import (
     BentoInfo,
     BentoMLResource,
     BentoStoreError,
@@ -43,8 +43,8 @@ from resources.bentoml_store import (
     ModelProvenance,
     ServedModel,
 )
-from resources.hardware import HardwareResource
-from resources.mlflow_tracking import MlflowResource
+from resources.hardware.resource import HardwareResource
+from resources.mlflow.resource import MlflowResource
 
 if TYPE_CHECKING:
     from mlflow.entities.model_registry import ModelVersion
@@ -80,7 +80,7 @@ def download_model_files(mlflow: MlflowResource, version: "ModelVersion", target
     import mlflow as mlflow_lib
     import yaml
 
-    from efficientai_assets.mlp import MLXClassifier
+    from efficientai_assets.models.mlp import MLXClassifier
 
     mlflow.client()  # points the fluent API at this store
     downloaded = Path(

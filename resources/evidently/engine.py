@@ -2,7 +2,7 @@
 Evidently run.
 
 Everything here needs numpy and pandas (and Evidently, imported inside :func:`compute_drift`), so
-it lives apart from :mod:`resources.evidently_drift`, which the Dagster code location imports in
+it lives apart from :mod:`resources.evidently.resource`, which the Dagster code location imports in
 every process; that module imports this one inside the functions that need it.
 """
 
@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from resources.evidently_drift import (
+from resources.evidently.resource import (
     P_VALUE_METHODS,
     ColumnDrift,
     DriftInputError,

@@ -41,9 +41,9 @@ from pydantic import Field
 
 from resources.home import default_home
 
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
 SERVICE_PACKAGE = PROJECT_ROOT / "efficientai_assets" / "bento_service"
-MLP_MODULE = PROJECT_ROOT / "efficientai_assets" / "mlp.py"
+MLP_MODULE = PROJECT_ROOT / "efficientai_assets" / "models" / "mlp.py"
 SERVICE_IMPORT = "efficientai_assets.bento_service.service:MLXClassifierService"
 SETTINGS_RELPATH = "efficientai_assets/bento_service/serving.json"
 MODEL_FILES = ("weights.safetensors", "config.json")
@@ -443,8 +443,10 @@ class BentoMLResource(dg.ConfigurableResource):
         """Lay out the build context in ``root``; returns what decides the bento's content."""
         package = root / "efficientai_assets"
         (package / "bento_service").mkdir(parents=True)
+        (package / "models").mkdir(parents=True)
         (package / "__init__.py").write_text('"""The parts of efficientai that serve a model."""\n')
-        shutil.copyfile(MLP_MODULE, package / "mlp.py")
+        (package / "models" / "__init__.py").write_text("")
+        shutil.copyfile(MLP_MODULE, package / "models" / "mlp.py")
         sources = sorted(SERVICE_PACKAGE.glob("*.py"))
         for source in sources:
             shutil.copyfile(source, package / "bento_service" / source.name)
@@ -736,12 +738,12 @@ def _bento_readme(settings: Mapping[str, Any]) -> str:
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    """``python -m resources.bentoml_store serve``: serve the current deployment until Ctrl-C."""
+    """``python -m resources.bentoml.store serve``: serve the current deployment until Ctrl-C."""
     import argparse
 
-    from efficientai_assets.config import MODEL_NAME
+    from efficientai_assets.names import MODEL_NAME
 
-    parser = argparse.ArgumentParser(prog="python -m resources.bentoml_store")
+    parser = argparse.ArgumentParser(prog="python -m resources.bentoml.store")
     commands = parser.add_subparsers(dest="command", required=True)
     serve = commands.add_parser("serve", help="serve the current deployment (champion [+ canary])")
     serve.add_argument("--model-name", default="", help="registered model (default: the project's)")

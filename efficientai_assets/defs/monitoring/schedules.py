@@ -7,14 +7,17 @@ would fail nightly until one exists. Turn it on in the UI (Automation) or with
 
 import dagster as dg
 
-from efficientai_assets.monitoring import daily_partitions, drift_report, inference_batch
-
-MONITORING_JOB = "monitoring_job"
-MONITORING_SCHEDULE = "monitoring_daily"
+from efficientai_assets.defs.monitoring.assets import daily_partitions
+from efficientai_assets.names import (
+    DRIFT_ASSET,
+    INFERENCE_BATCH_ASSET,
+    MONITORING_JOB,
+    MONITORING_SCHEDULE,
+)
 
 monitoring_job = dg.define_asset_job(
     MONITORING_JOB,
-    selection=dg.AssetSelection.assets(inference_batch, drift_report),
+    selection=dg.AssetSelection.assets(INFERENCE_BATCH_ASSET, DRIFT_ASSET),
     partitions_def=daily_partitions,
     executor_def=dg.in_process_executor,
     description="A day's inference batch and its drift report (with the drift-share WARN check).",

@@ -6,16 +6,15 @@ from typing import TYPE_CHECKING
 
 import dagster as dg
 
-from efficientai_assets.config import (
+from efficientai_assets.defs.data.config import RawDatasetConfig, SplitConfig
+from efficientai_assets.names import (
     RAW_DATASET_DIR,
     RAW_DATASET_FILE,
     SPLITS_DIR,
     TRAIN_SPLIT_FILE,
     VALIDATION_SPLIT_FILE,
-    RawDatasetConfig,
-    SplitConfig,
 )
-from resources.dvc_registry import DvcResource, DvcVersion
+from resources.dvc.resource import DvcResource, DvcVersion
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -48,7 +47,7 @@ def _preview(frame: "pd.DataFrame", rows: int = 5, columns: int = 8) -> dg.Metad
 def raw_dataset(
     context: dg.AssetExecutionContext, config: RawDatasetConfig, dvc: DvcResource
 ) -> dg.MaterializeResult:
-    from efficientai_assets.datasets import read_table, sample_digits, validate_dataset
+    from efficientai_assets.defs.data.datasets import read_table, sample_digits, validate_dataset
 
     if config.source_path:
         source = config.source_path

@@ -1,4 +1,4 @@
-"""The MLX training process: ``python -m efficientai_assets.train_worker REQUEST.json``.
+"""The MLX training process: ``python -m efficientai_assets.defs.training.train_worker REQUEST.json``.
 
 Training runs in its own child process so that its environment (a preloaded fast BLAS on Linux)
 stays confined to it, and so a crash in native code fails the step instead of the run process. The
@@ -14,11 +14,15 @@ import sys
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-import pandas as pd
-
-from efficientai_assets.blas import describe_blas
-from efficientai_assets.datasets import split_features
-from efficientai_assets.mlp import CONFIG_FILENAME, EpochRecord, TrainingParams, save, train
+from efficientai_assets.defs.data.datasets import split_features
+from efficientai_assets.defs.training.blas import describe_blas
+from efficientai_assets.models.mlp import (
+    CONFIG_FILENAME,
+    EpochRecord,
+    TrainingParams,
+    save,
+    train,
+)
 
 HISTORY_FILENAME = "history.json"
 RESULT_FILENAME = "result.json"
@@ -52,7 +56,9 @@ class TrainingResult:
     output_dir: Path
     device: str
     history: list[EpochRecord]
-    blas_tags: dict[str, str]  # the BLAS this process really loaded (efficientai_assets.blas)
+    blas_tags: dict[
+        str, str
+    ]  # the BLAS this process really loaded (efficientai_assets.defs.training.blas)
 
     @property
     def config_path(self) -> Path:
@@ -69,7 +75,12 @@ def run_training_process(
     request_path.write_text(request.to_json())
     try:
         completed = subprocess.run(
-            [sys.executable, "-m", "efficientai_assets.train_worker", str(request_path)],
+            [
+                sys.executable,
+                "-m",
+                "efficientai_assets.defs.training.train_worker",
+                str(request_path),
+            ],
             capture_output=True,
             text=True,
             env=env,
@@ -91,6 +102,8 @@ def run_training_process(
 
 
 def main(request_path: str) -> None:
+    import pandas as pd
+
     request = TrainingRequest.from_json(Path(request_path).read_text())
     train_x, train_y, feature_names = split_features(
         pd.read_parquet(request.train_path), request.label_column
@@ -107,5 +120,5 @@ def main(request_path: str) -> None:
 
 if __name__ == "__main__":
     if len(sys.argv) != 2:
-        sys.exit("usage: python -m efficientai_assets.train_worker REQUEST.json")
+        sys.exit("usage: python -m efficientai_assets.defs.training.train_worker REQUEST.json")
     main(sys.argv[1])

@@ -28,14 +28,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from efficientai_assets.config import TAG_GIT_SHA, TRAINING_EXPERIMENT
-from resources.bentoml_store import BentoMLResource, ModelProvenance
+from efficientai_assets.names import TAG_GIT_SHA, TRAINING_EXPERIMENT
+from resources.bentoml.store import BentoMLResource, ModelProvenance
 from resources.defaults import build_resources
-from resources.dvc_registry import DvcResource
-from resources.evidently_drift import DriftSchema, EvidentlyResource, generate_drift_report
-from resources.hardware import HardwareResource
+from resources.dvc.resource import DvcResource
+from resources.evidently.resource import DriftSchema, EvidentlyResource, generate_drift_report
+from resources.hardware.resource import HardwareResource
 from resources.home import EfficientAIHome
-from resources.mlflow_tracking import MlflowResource, redact_secrets
+from resources.mlflow.resource import MlflowResource, redact_secrets
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -461,7 +461,7 @@ class MLOpsClient:
         folder = Path(model_path).expanduser()
         if not folder.is_dir():
             raise FileNotFoundError(f"cannot deploy: model folder {folder} does not exist")
-        from efficientai_assets.mlp import CONFIG_FILENAME, WEIGHTS_FILENAME
+        from efficientai_assets.models.mlp import CONFIG_FILENAME, WEIGHTS_FILENAME
         from efficientai_assets.provenance import git_sha
 
         missing = [

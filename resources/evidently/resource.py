@@ -19,7 +19,7 @@ the same null hypothesis; they only lose power.
 The reference side is profiled once (its sample, dtypes, categories, ranges) and reused for
 every current batch, in memory and on disk. This module is imported by the Dagster code location
 in every process, so it holds only the schema, settings, results and the resource; the numeric
-work lives in :mod:`resources.drift_engine` (numpy, pandas, Evidently), imported inside the
+work lives in :mod:`resources.evidently.engine` (numpy, pandas, Evidently), imported inside the
 functions that need it.
 """
 
@@ -109,7 +109,7 @@ class DriftSchema:
     @classmethod
     def for_features(cls, columns: Sequence[str], target: str | None = "label") -> DriftSchema:
         """The project's data contract: every column except the label is a numeric feature
-        (``efficientai_assets.datasets.validate_dataset`` enforces it on the training data)."""
+        (``efficientai_assets.defs.data.datasets.validate_dataset`` enforces it on the training data)."""
         return cls(numerical=tuple(c for c in columns if c != target), target=target)
 
     def to_json(self) -> dict[str, Any]:
@@ -180,7 +180,7 @@ def validate_frame(
 ) -> None:
     """Raise :class:`DriftInputError` for anything that would make a drift verdict meaningless
     (see ``drift_engine.validate_frame`` for the checks)."""
-    from resources import drift_engine
+    from resources.evidently import engine as drift_engine
 
     drift_engine.validate_frame(frame, schema, role, min_rows, reference)
 
@@ -206,20 +206,20 @@ class ReferenceProfile:
     def build(
         cls, frame: pd.DataFrame, schema: DriftSchema, settings: DriftSettings, key: str = ""
     ) -> ReferenceProfile:
-        from resources import drift_engine
+        from resources.evidently import engine as drift_engine
 
         return drift_engine.build_profile(frame, schema, settings, key)
 
     def save(self, folder: Path) -> None:
         """Persist as ``sample.parquet`` + ``profile.json`` (written last, so it marks completion)."""
-        from resources import drift_engine
+        from resources.evidently import engine as drift_engine
 
         drift_engine.save_profile(self, folder)
 
     @classmethod
     def load(cls, folder: Path) -> ReferenceProfile | None:
         """The profile saved in ``folder``, or None when absent or unreadable."""
-        from resources import drift_engine
+        from resources.evidently import engine as drift_engine
 
         return drift_engine.load_profile(folder)
 
@@ -347,7 +347,7 @@ def compute_drift(
     settings: DriftSettings | None = None,
 ) -> DriftResult:
     """The drift of ``current`` against ``reference`` (see ``drift_engine.compute_drift``)."""
-    from resources import drift_engine
+    from resources.evidently import engine as drift_engine
 
     return drift_engine.compute_drift(reference, current, schema, settings)
 
