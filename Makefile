@@ -5,7 +5,7 @@ UV_VERSION := 0.13.9
 UV := .tools/bin/uv
 VENV := .venv
 PY := $(VENV)/bin/python
-DAGSTER := $(VENV)/bin/dagster
+DG := $(VENV)/bin/dg
 
 EFFICIENTAI_HOME ?= $(CURDIR)/.efficientai
 export EFFICIENTAI_HOME
@@ -15,6 +15,8 @@ export MLFLOW_HTTP_REQUEST_MAX_RETRIES ?= 2
 export MLFLOW_ALLOW_PICKLE_DESERIALIZATION := false
 export DVC_NO_ANALYTICS := 1
 export DAGSTER_DISABLE_TELEMETRY := 1
+# dg runs the project in its own .venv; say so, as an activated environment would.
+export VIRTUAL_ENV := $(CURDIR)/$(VENV)
 
 .PHONY: setup run test lint dev serve rollback mlflow-ui bench bench-quick clean-home
 
@@ -31,9 +33,8 @@ setup: $(VENV)/.installed
 ## run: materialize every asset on the built-in sample with the embedded defaults
 run: setup
 	$(PY) -m resources.home > /dev/null
-	$(DAGSTER) job execute -m efficientai_assets.definitions -j efficientai_pipeline
-	$(DAGSTER) job execute -m efficientai_assets.definitions -j monitoring_job \
-		--tags "{\"dagster/partition\": \"$$($(PY) -m efficientai_assets.summary --latest-day)\"}"
+	$(DG) launch --job efficientai_pipeline
+	$(DG) launch --job monitoring_job --partition "$$($(PY) -m efficientai_assets.summary --latest-day)"
 	$(PY) -m efficientai_assets.summary
 
 ## test: the whole test suite on real components
@@ -44,11 +45,12 @@ lint: setup
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy efficientai_assets resources sensors benchmarks tests
+	$(DG) check defs
 
 ## dev: the Dagster UI (and daemon: schedules, sensors) on http://127.0.0.1:3000
 dev: setup
 	$(PY) -m resources.home > /dev/null
-	$(DAGSTER) dev -w workspace.yaml -h 127.0.0.1 -p 3000
+	$(DG) dev --host 127.0.0.1 --port 3000
 
 ## serve: serve the current deployment (champion, plus a canary if one is set) on 127.0.0.1:3001
 SERVE_PORT ?= 3001
@@ -58,7 +60,7 @@ serve: setup
 ## rollback: put the previous champion back in one command: make rollback REASON="why"
 rollback: setup
 	@test -n "$(REASON)" || (echo 'usage: make rollback REASON="why"'; exit 2)
-	$(DAGSTER) asset materialize -m efficientai_assets.definitions --select deployment \
+	$(DG) launch --assets deployment \
 		--config-json '{"ops": {"deployment": {"config": {"action": "rollback", "reason": "$(REASON)"}}}}'
 
 ## bench: every benchmark at full size (results in benchmarks/results/latest.{json,md});

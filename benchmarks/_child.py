@@ -1,7 +1,7 @@
 """Child-process entry: ``python -m benchmarks._child module:function '{"kw": ...}'``.
 
 Prints the function's dict and this process's peak RSS on one marked line, for
-:func:`benchmarks.harness.run_child`.
+:func:`benchmarks.processes.run_child`.
 """
 
 from __future__ import annotations
@@ -10,7 +10,8 @@ import importlib
 import json
 import sys
 
-from benchmarks.harness import CHILD_RESULT_MARKER, peak_rss_mb
+from benchmarks.harness import CHILD_RESULT_MARKER
+from benchmarks.processes import peak_rss_mb
 
 
 def main(argv: list[str]) -> None:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from benchmarks.harness import report_step, wait_for_turn
+from benchmarks.processes import report_step, wait_for_turn
 
 
 def echo_child(values: list[float]) -> dict[str, int]:

@@ -12,7 +12,8 @@ import subprocess
 import sys
 from typing import TYPE_CHECKING, Any
 
-from benchmarks.harness import REPO_ROOT, Target, compare, median, not_measured, time_command
+from benchmarks.harness import REPO_ROOT, Target, compare, median, not_measured
+from benchmarks.processes import time_command
 
 if TYPE_CHECKING:
     from benchmarks.harness import Row

@@ -17,13 +17,11 @@ import gc
 import time
 from typing import TYPE_CHECKING, Any
 
-from benchmarks.harness import (
+from benchmarks.harness import Target, compare, median
+from benchmarks.processes import (
     InterleavedChildren,
-    Target,
-    compare,
     current_rss_mb,
     high_water_mb,
-    median,
     report_step,
     reset_peak_rss,
     wait_for_turn,

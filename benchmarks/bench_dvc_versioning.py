@@ -17,7 +17,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from benchmarks.harness import Target, compare, median, run_child
+from benchmarks.harness import Target, compare, median
+from benchmarks.processes import run_child
 
 if TYPE_CHECKING:
     from benchmarks.harness import Row

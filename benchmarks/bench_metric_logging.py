@@ -13,15 +13,8 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from benchmarks.harness import (
-    InterleavedChildren,
-    Target,
-    compare,
-    median,
-    not_measured,
-    report_step,
-    wait_for_turn,
-)
+from benchmarks.harness import Target, compare, median, not_measured
+from benchmarks.processes import InterleavedChildren, report_step, wait_for_turn
 
 if TYPE_CHECKING:
     from benchmarks.harness import Row

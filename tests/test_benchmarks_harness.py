@@ -13,7 +13,6 @@ from typing import Any
 import pytest
 
 from benchmarks.harness import (
-    InterleavedChildren,
     Row,
     Target,
     compare,
@@ -22,9 +21,9 @@ from benchmarks.harness import (
     not_measured,
     ratio,
     repeat,
-    run_child,
     write_results,
 )
+from benchmarks.processes import InterleavedChildren, run_child
 from benchmarks.run import main
 
 REPO = Path(__file__).resolve().parent.parent
