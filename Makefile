@@ -18,7 +18,7 @@ export DAGSTER_DISABLE_TELEMETRY := 1
 # dg runs the project in its own .venv; say so, as an activated environment would.
 export VIRTUAL_ENV := $(CURDIR)/$(VENV)
 
-.PHONY: setup run test lint dev serve rollback mlflow-ui bench bench-quick clean-home
+.PHONY: setup run test lint dev serve rollback mlflow-ui bench bench-quick clean-home stack-up stack-run stack-status stack-down stack-worker dashboard health backup restore
 
 $(UV):
 	$(PYTHON) -m venv .tools
@@ -55,7 +55,7 @@ dev: setup
 ## serve: serve the current deployment (champion, plus a canary if one is set) on 127.0.0.1:3001
 SERVE_PORT ?= 3001
 serve: setup
-	$(PY) -m resources.bentoml.store serve --port $(SERVE_PORT)
+	$(PY) -m efficientai_assets.defs.serving.serve_cli serve --port $(SERVE_PORT)
 
 ## rollback: put the previous champion back in one command: make rollback REASON="why"
 rollback: setup
@@ -77,6 +77,51 @@ bench-quick: setup
 mlflow-ui: setup
 	$(VENV)/bin/mlflow ui --backend-store-uri "sqlite:///$(EFFICIENTAI_HOME)/mlflow/mlflow.db" \
 		--default-artifact-root "$(EFFICIENTAI_HOME)/mlflow/artifacts" --host 127.0.0.1 --port 5000
+
+## stack-up: the team stack on this machine's loopback (MLflow server with auth, S3 store, Dagster
+## webserver + daemon on PostgreSQL, Celery workers on RabbitMQ); state in $EFFICIENTAI_HOME/stack
+STACK := $(PY) -m resources.stack
+stack-up: setup
+	$(STACK) up
+
+## stack-run: the same pipeline and monitoring day as `make run`, queued on the stack's webserver
+stack-run: setup
+	$(STACK) launch efficientai_pipeline
+	$(STACK) launch monitoring_job --partition "$$($(STACK) exec -- $(PY) -m efficientai_assets.summary --latest-day)"
+	$(STACK) exec -- $(PY) -m efficientai_assets.summary
+
+stack-status: setup
+	$(STACK) status
+
+## stack-down: stop the stack and drop its databases, broker vhost and state (KEEP_DATA=1 keeps them)
+stack-down: setup
+	$(STACK) down $(if $(KEEP_DATA),--keep-data)
+
+## stack-worker: one more Celery worker: make stack-worker NAME=gpu-box QUEUES=heavy,dagster
+## (on another machine: set the variables of `python -m resources.stack env --secrets` first)
+NAME ?= worker-extra
+QUEUES ?= heavy
+stack-worker: setup
+	$(STACK) worker $(NAME) -q $(QUEUES) $(if $(WORKER_HOME),--home $(WORKER_HOME))
+
+## dashboard: every project namespace of the home on http://127.0.0.1:8000 (read-only; DASHBOARD_PORT=)
+DASHBOARD_PORT ?= 8000
+dashboard: setup
+	$(PY) -m efficientai_assets.dashboard --port $(DASHBOARD_PORT)
+
+## health: one line per store and server of the home; exits non-zero when one is down
+health: setup
+	$(PY) -m efficientai_assets.operations.health
+
+## backup: one archive of every store (consistent while runs go on) under BACKUP_DIR; path on the last line
+BACKUP_DIR ?= backups
+backup: setup
+	$(PY) -m efficientai_assets.operations.backup --dir "$(BACKUP_DIR)"
+
+## restore: make restore ARCHIVE=backups/....tar.gz — into an empty home only, then checked
+restore: setup
+	@test -n "$(ARCHIVE)" || (echo 'usage: make restore ARCHIVE=backups/efficientai-backup-....tar.gz'; exit 2)
+	$(PY) -m efficientai_assets.operations.restore "$(ARCHIVE)"
 
 clean-home:
 	rm -rf "$(EFFICIENTAI_HOME)"

@@ -97,8 +97,10 @@ def _train_and_build(ctx: Context) -> tuple[Path, str, list[float], Any]:
     import numpy as np
     from sklearn.datasets import load_digits
 
+    from efficientai_assets.defs.serving.packaging import build_service_bento
     from efficientai_assets.models import mlp
-    from resources.bentoml.store import BentoMLResource, ModelProvenance
+    from resources.bentoml.store import BentoMLResource
+    from resources.bentoml.types import ModelProvenance
 
     digits = load_digits()
     x, y = digits.data.astype(np.float32), digits.target
@@ -111,7 +113,7 @@ def _train_and_build(ctx: Context) -> tuple[Path, str, list[float], Any]:
     mlp.save(model, outcome.config, model_dir)
     store = BentoMLResource(bentoml_home=str(ctx.scratch / "bentoml"), port=0)
     provenance = ModelProvenance("bench-digits-classifier", "1", "benchmark", "benchmark")
-    bento = store.build_bento(store.import_model(model_dir, provenance), provenance)
+    _, bento = build_service_bento(store, model_dir, provenance)
     return model_dir, bento.tag, [float(v) for v in x[0]], store
 
 
@@ -150,7 +152,7 @@ def forward_cost_us(model_dir: Path, row: list[float], rows: int, calls: int = 2
 
 
 def run(ctx: Context) -> list[Row]:
-    from resources.bentoml.store import free_port
+    from resources.bentoml.servers import free_port
 
     seconds = 3.0 if ctx.quick else 10.0
     rounds = 1 if ctx.quick else 3

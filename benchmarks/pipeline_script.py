@@ -37,21 +37,15 @@ def main(home_root: str, day: str) -> None:
     from sklearn.model_selection import train_test_split
 
     from efficientai_assets.defs.data.datasets import sample_digits, validate_dataset
-    from efficientai_assets.defs.monitoring.assets import (
-        InferenceBatchConfig,
-        champion_accuracy,
-        simulate_batch,
-    )
-    from efficientai_assets.defs.serving.assets import (
-        _record_in_mlflow,
-        _served,
-        build_bento_for_version,
-    )
-    from efficientai_assets.defs.training.assets import _evaluate_on_validation, _log_mlx_model
+    from efficientai_assets.defs.monitoring.assets import champion_accuracy
+    from efficientai_assets.defs.monitoring.sources import InferenceBatchConfig, simulate_batch
+    from efficientai_assets.defs.serving.bentos import build_bento_for_version, served_model
+    from efficientai_assets.defs.serving.ledger import record_in_mlflow
     from efficientai_assets.defs.training.blas import training_process_env
+    from efficientai_assets.defs.training.registry import evaluate_on_validation, log_mlx_model
     from efficientai_assets.defs.training.train_worker import TrainingRequest, run_training_process
     from efficientai_assets.models.mlp import TrainingParams
-    from resources.bentoml.store import DeploymentRecord
+    from resources.bentoml.types import DeploymentRecord
     from resources.evidently.resource import DriftSchema
 
     home = EfficientAIHome(Path(home_root))
@@ -111,13 +105,13 @@ def main(home_root: str, day: str) -> None:
                 step_key="epoch",
             )
             feature_columns = [c for c in train.columns if c != LABEL_COLUMN]
-            model_uri = _log_mlx_model(result, feature_columns)
+            model_uri = log_mlx_model(result, feature_columns)
     version = mlflow_lib.register_model(model_uri, name)
     client = mlflow.client()
     client.set_registered_model_alias(name, CHALLENGER_ALIAS, version.version)
     client.set_registered_model_alias(name, CHAMPION_ALIAS, version.version)
     version = client.get_model_version(name, version.version)
-    _evaluate_on_validation(mlflow, version, validation)
+    evaluate_on_validation(mlflow, version, validation)
 
     # serving
     bento = build_bento_for_version(mlflow, bentoml, version)
@@ -126,7 +120,7 @@ def main(home_root: str, day: str) -> None:
         model_name=name,
         action="deploy",
         mode="single",
-        champion=_served(version, bento),
+        champion=served_model(version, bento),
         canary=None,
         canary_share=0.0,
         requested_by="plain-script",
@@ -137,7 +131,7 @@ def main(home_root: str, day: str) -> None:
         previous_champion_version=None,
     )
     bentoml.write_deployment(record)
-    _record_in_mlflow(mlflow, record, None)
+    record_in_mlflow(mlflow, record, None)
 
     # monitoring
     batch = simulate_batch(InferenceBatchConfig(), day)

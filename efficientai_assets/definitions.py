@@ -10,6 +10,7 @@ from pathlib import Path
 import dagster as dg
 
 from resources.defaults import DEFAULT_NAMESPACE, build_resources
+from resources.stack.executor import executor_from_environment
 from sensors.drift import drift_retrain_sensor
 from sensors.thermal import thermal_gate_sensor
 
@@ -18,6 +19,6 @@ defs = dg.Definitions.merge(
     dg.Definitions(
         sensors=[thermal_gate_sensor, drift_retrain_sensor],
         resources=build_resources(os.environ.get("EFFICIENTAI_PROJECT", DEFAULT_NAMESPACE)),
-        executor=dg.in_process_executor,
+        executor=executor_from_environment(),
     ),
 )

@@ -9,21 +9,31 @@ import sys
 
 import dagster as dg
 
+from efficientai_assets.names import (
+    BENTO_ASSET,
+    CANDIDATE_ASSET,
+    CHAMPION_ASSET,
+    DATASET_SPLITS_ASSET,
+    DEPLOYMENT_ASSET,
+    DRIFT_ASSET,
+    INFERENCE_BATCH_ASSET,
+    RAW_DATASET_ASSET,
+)
 from resources.home import default_home
 
 # (asset, metadata keys worth printing) in pipeline order.
 _WHAT_TO_SHOW: tuple[tuple[str, tuple[str, ...]], ...] = (
-    ("raw_dataset", ("dagster/row_count", "dvc_md5", "dvc_remote")),
-    ("dataset_splits", ("train_rows", "validation_rows", "dvc_md5")),
+    (RAW_DATASET_ASSET, ("dagster/row_count", "dvc_md5", "dvc_remote")),
+    (DATASET_SPLITS_ASSET, ("train_rows", "validation_rows", "dvc_md5")),
     (
-        "candidate_model",
+        CANDIDATE_ASSET,
         ("model_name", "model_version", "memoized", "val_accuracy", "mlflow_run_url"),
     ),
-    ("champion_model", ("champion_version", "promoted", "reason")),
-    ("model_bento", ("bento_tag", "bento_path")),
-    ("deployment", ("live_bento", "canary_share")),
-    ("inference_batch", ("dagster/row_count", "source")),
-    ("drift_report", ("drift_share", "drifted_count", "report_path")),
+    (CHAMPION_ASSET, ("champion_version", "promoted", "reason")),
+    (BENTO_ASSET, ("bento_tag", "bento_path")),
+    (DEPLOYMENT_ASSET, ("live_bento", "canary_share")),
+    (INFERENCE_BATCH_ASSET, ("dagster/row_count", "source")),
+    (DRIFT_ASSET, ("drift_share", "drifted_count", "report_path")),
 )
 
 

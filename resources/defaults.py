@@ -12,7 +12,7 @@ from resources.dvc.resource import DvcResource
 from resources.evidently.resource import EvidentlyResource
 from resources.hardware.resource import HardwareResource
 from resources.home import EfficientAIHome
-from resources.mlflow.resource import MlflowResource
+from resources.mlflow.resource import MlflowResource, credentials_in_uri_error
 
 DEFAULT_NAMESPACE = "efficientai"
 
@@ -22,6 +22,16 @@ def _secret(name: str) -> dg.EnvVar | None:
     return dg.EnvVar(name) if os.environ.get(name) else None
 
 
+def _tracking_uri_from_env() -> str | None:
+    """``EFFICIENTAI_MLFLOW_TRACKING_URI``, refused when it carries credentials: the resource's
+    configuration is stored in every run snapshot (the credentials have variables of their own)."""
+    uri = os.environ.get("EFFICIENTAI_MLFLOW_TRACKING_URI")
+    problem = credentials_in_uri_error(uri, "EFFICIENTAI_MLFLOW_TRACKING_URI") if uri else None
+    if problem is not None:
+        raise ValueError(problem)
+    return uri
+
+
 def build_resources(
     namespace: str = DEFAULT_NAMESPACE, home: EfficientAIHome | None = None
 ) -> dict[str, Any]:
@@ -29,11 +39,14 @@ def build_resources(
     a given home pins every store under it (tests, scripts). Remote stores come from the
     environment: ``EFFICIENTAI_MLFLOW_TRACKING_URI``, ``EFFICIENTAI_DVC_REMOTE_URL`` and the
     credentials ``EFFICIENTAI_MLFLOW_USERNAME`` / ``EFFICIENTAI_MLFLOW_PASSWORD``."""
+    tracking_uri = _tracking_uri_from_env() or ""
+    # A tracking server (the team stack's) stores artifacts where it decides and serves its UI.
+    server = tracking_uri.startswith(("http://", "https://"))
     return {
         "mlflow": MlflowResource(
-            tracking_uri=os.environ.get("EFFICIENTAI_MLFLOW_TRACKING_URI")
-            or (home.mlflow_tracking_uri if home else ""),
-            artifact_root=str(home.mlflow_artifacts) if home else "",
+            tracking_uri=tracking_uri or (home.mlflow_tracking_uri if home else ""),
+            artifact_root=str(home.mlflow_artifacts) if home and not server else "",
+            ui_url=tracking_uri if server else "http://127.0.0.1:5000",
             project_namespace=namespace,
             username=_secret("EFFICIENTAI_MLFLOW_USERNAME"),
             password=_secret("EFFICIENTAI_MLFLOW_PASSWORD"),
@@ -42,6 +55,7 @@ def build_resources(
             repo_path=str(home.data_registry) if home else "",
             remote_url=os.environ.get("EFFICIENTAI_DVC_REMOTE_URL")
             or (str(home.dvc_remote) if home else ""),
+            registry_git_url=os.environ.get("EFFICIENTAI_DVC_REGISTRY_GIT_URL", ""),
             project_namespace=namespace,
         ),
         "bentoml": BentoMLResource(bentoml_home=str(home.bentoml_home) if home else ""),

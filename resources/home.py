@@ -17,6 +17,9 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from resources.locking import file_lock, write_atomically
+from resources.mlflow.bootstrap import prepare_sqlite_store
+
 HOME_ENV_VAR = "EFFICIENTAI_HOME"
 DEFAULT_HOME_DIRNAME = ".efficientai"
 
@@ -74,24 +77,50 @@ class EfficientAIHome:
     def dagster_yaml(self) -> Path:
         return self.dagster_home / "dagster.yaml"
 
+    @property
+    def lock_file(self) -> Path:
+        """Held while the home's layout and stores are created (``ensure_layout``, ``prepare``)."""
+        return self.root / ".home.lock"
+
     def ensure_layout(self) -> None:
-        """Create every folder and, when missing, the Dagster instance config (never overwritten)."""
-        for folder in (
-            self.dagster_home,
-            self.mlflow_artifacts,
-            self.data_registry,
-            self.dvc_remote,
-            self.bentoml_home,
-            self.reports,
-        ):
-            folder.mkdir(parents=True, exist_ok=True)
-        if not self.dagster_yaml.exists():
-            self.dagster_yaml.write_text(DAGSTER_YAML)
+        """Create every folder and, when missing, the Dagster instance config (never overwritten),
+        under the home's lock: a process that finds ``dagster.yaml`` finds it whole."""
+        self.root.mkdir(parents=True, exist_ok=True)
+        with file_lock(self.lock_file):
+            for folder in (
+                self.dagster_home,
+                self.mlflow_artifacts,
+                self.data_registry,
+                self.dvc_remote,
+                self.bentoml_home,
+                self.reports,
+            ):
+                folder.mkdir(parents=True, exist_ok=True)
+            if not self.dagster_yaml.exists():
+                write_atomically(self.dagster_yaml, DAGSTER_YAML)
+
+    def prepare(self) -> None:
+        """The layout, then every embedded store created and migrated once, under the home's lock,
+        before anything else opens them: the Dagster instance's storage (as ``dagster.yaml``
+        declares it) and the MLflow SQLite store (unless ``EFFICIENTAI_MLFLOW_TRACKING_URI``
+        names another store). Concurrent first uses of a fresh home all succeed."""
+        self.ensure_layout()
+        with file_lock(self.lock_file):
+            import dagster as dg
+
+            with dg.DagsterInstance.from_config(str(self.dagster_home)):
+                pass
+        configured = os.environ.get("EFFICIENTAI_MLFLOW_TRACKING_URI")
+        prepare_sqlite_store(configured or self.mlflow_tracking_uri, str(self.mlflow_artifacts))
 
 
 # The embedded Dagster instance: SQLite storage in DAGSTER_HOME; heavy MLX assets share pools whose
-# default limit is 1 (op granularity); run monitoring frees the slots of runs that died.
-DAGSTER_YAML = """\
+# default limit is 1 (op granularity). Run monitoring (in the daemon of `make dev`) frees the slots
+# of ended runs and fails a run still STARTED after max_runtime_seconds, a run whose process died
+# included; `python -m resources.recovery` applies the same bound, and a liveness check of the
+# run's process, when no daemon runs (docs/operations.md).
+MAX_RUNTIME_SECONDS = 4 * 3600
+DAGSTER_YAML = f"""\
 concurrency:
   pools:
     granularity: op
@@ -100,6 +129,7 @@ run_monitoring:
   enabled: true
   poll_interval_seconds: 30
   free_slots_after_run_end_seconds: 60
+  max_runtime_seconds: {MAX_RUNTIME_SECONDS}
 telemetry:
   enabled: false
 """
@@ -110,9 +140,10 @@ def default_home() -> EfficientAIHome:
 
 
 def main() -> None:
-    """``python -m resources.home``: create the home and print the variables that point at it."""
+    """``python -m resources.home``: create the home and its stores (once, under the home's lock)
+    and print the variables that point at it."""
     home = default_home()
-    home.ensure_layout()
+    home.prepare()
     print(f"export {HOME_ENV_VAR}={home.root}")
     print(f"export DAGSTER_HOME={home.dagster_home}")
     print(f"export BENTOML_HOME={home.bentoml_home}")

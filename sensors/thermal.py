@@ -2,20 +2,19 @@
 
 Each tick reads the hardware once, advances the gate's hysteresis (kept in the cursor as
 JSON), and either requests one run of the heavy assets that are stale or missing, or skips
-with the readings and the reason, which the UI shows on the tick.
+with the readings and the reason, which the UI shows on the tick. Staleness is judged by the
+rules of Dagster's stale badges, from public APIs only (``sensors.staleness``).
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from dagster import (
     AssetKey,
     AssetSelection,
-    DagsterInstance,
     DefaultSensorStatus,
     RunRequest,
     SensorDefinition,
@@ -24,8 +23,8 @@ from dagster import (
     SkipReason,
     sensor,
 )
-from dagster._core.loader import LoadingContext
 
+from efficientai_assets import names
 from efficientai_assets.gate.policy import (
     PRIORITIES,
     Evaluation,
@@ -34,14 +33,11 @@ from efficientai_assets.gate.policy import (
     Priority,
     evaluate,
 )
-from resources.hardware.resource import HardwareResource, HardwareSnapshot
-
-if TYPE_CHECKING:
-    from dagster._core.definitions.assets.graph.base_asset_graph import BaseAssetGraph
+from resources.hardware.resource import HardwareResource
+from sensors.staleness import read_facts, read_latest, run_key, staleness
 
 CURSOR_VERSION = 1
-TAG_PREFIX = "efficientai/"
-DEFAULT_SENSOR_NAME = "thermal_gate_sensor"
+DEFAULT_SENSOR_NAME = names.THERMAL_SENSOR
 
 
 def encode_cursor(state: GateState, evaluation: Evaluation | None = None) -> str:
@@ -65,60 +61,7 @@ def decode_cursor(cursor: str | None) -> GateState:
     return GateState.from_json(data.get("gate"))
 
 
-class _TickLoadingContext(LoadingContext):
-    """Per-tick batch-loading caches for Dagster's stale-status resolver."""
-
-    def __init__(self, instance: DagsterInstance) -> None:
-        self._instance = instance
-        self._loaders: dict[type, Any] = {}
-
-    @property
-    def instance(self) -> DagsterInstance:
-        return self._instance
-
-    @property
-    def loaders(self) -> dict[type, Any]:
-        return self._loaders
-
-
-def _stale_or_missing(
-    context: SensorEvaluationContext, asset_graph: BaseAssetGraph, keys: Sequence[AssetKey]
-) -> list[AssetKey]:
-    """Keys Dagster itself marks STALE or MISSING (the same resolver the UI's badges use)."""
-    from dagster._core.definitions.data_version import CachingStaleStatusResolver, StaleStatus
-
-    resolver = CachingStaleStatusResolver(
-        context.instance, asset_graph, _TickLoadingContext(context.instance)
-    )
-    return [
-        key for key in keys if resolver.get_status(key) in (StaleStatus.STALE, StaleStatus.MISSING)
-    ]
-
-
-def _run_key(
-    context: SensorEvaluationContext, asset_graph: BaseAssetGraph, keys: Sequence[AssetKey]
-) -> str:
-    """Same stale set + same latest materializations of it and its parents -> same key.
-
-    Dagster launches a run key once per sensor, so a tick never duplicates a queued or
-    running request, and a failed run is not retried until something it depends on changes:
-    heavy work must not crash-loop every tick.
-    """
-    involved = set(keys)
-    for key in keys:
-        involved.update(asset_graph.get(key).parent_keys)
-    latest: dict[AssetKey, int] = {}
-    for record in context.instance.get_asset_records(list(involved)):
-        last = record.asset_entry.last_materialization_record
-        if last is not None:
-            latest[record.asset_entry.asset_key] = last.storage_id
-    parts = [",".join(sorted(k.to_user_string() for k in keys))]
-    parts += [
-        f"{k.to_user_string()}@{latest.get(k, 'missing')}"
-        for k in sorted(involved, key=lambda k: k.to_user_string())
-    ]
-    digest = hashlib.sha256("|".join(parts).encode()).hexdigest()[:16]
-    return f"thermal-gate-{digest}"
+# ---- the sensor ---------------------------------------------------------------------------
 
 
 def build_thermal_gate_sensor(
@@ -152,9 +95,8 @@ def build_thermal_gate_sensor(
         ),
     )
     def _thermal_gate(context: SensorEvaluationContext, hardware: HardwareResource) -> SensorResult:
-        hw = hardware
-        policy = GatePolicy.from_resource(hw)
-        snap: HardwareSnapshot = hw.snapshot()
+        snap = hardware.snapshot()
+        policy = GatePolicy.from_resource(hardware)
         result = evaluate(policy, decode_cursor(context.cursor), snap, priority)
         cursor = encode_cursor(result.state, result)
         readings = snap.summary()
@@ -173,14 +115,17 @@ def build_thermal_gate_sensor(
                 ),
                 cursor=cursor,
             )
-        graph = context.repository_def.asset_graph
-        unknown = [k for k in keys if not graph.has(k)]
+        facts = read_facts(context.repository_def, keys)
+        unknown = [k.to_user_string() for k in keys if k.to_user_string() not in facts]
         if unknown:
             raise ValueError(
-                f"{name}: heavy asset(s) not in the definitions: "
-                f"{', '.join(k.to_user_string() for k in unknown)}"
+                f"{name}: heavy asset(s) not in the definitions: {', '.join(unknown)}; "
+                "pass build_thermal_gate_sensor the keys of assets the code location defines."
             )
-        stale = _stale_or_missing(context, graph, keys)
+        latest = read_latest(context.instance, facts)
+        heavy = [facts[k.to_user_string()] for k in keys]
+        judged = {a.key: staleness(a, facts, latest) for a in heavy}
+        stale = [a for a in heavy if judged[a.key].status != "fresh"]
         if not stale:
             return SensorResult(
                 skip_reason=SkipReason(
@@ -190,20 +135,20 @@ def build_thermal_gate_sensor(
                 cursor=cursor,
             )
         tags = {
-            f"{TAG_PREFIX}gate.decision": result.verdict,
-            f"{TAG_PREFIX}gate.state": result.state.phase,
-            f"{TAG_PREFIX}gate.level": result.level,
-            f"{TAG_PREFIX}gate.priority": priority,
-            f"{TAG_PREFIX}hardware.thermal_state": snap.thermal_state,
+            names.TAG_GATE_DECISION: result.verdict,
+            names.TAG_GATE_STATE: result.state.phase,
+            names.TAG_GATE_LEVEL: result.level,
+            names.TAG_GATE_PRIORITY: priority,
+            names.TAG_GATE_THERMAL_STATE: snap.thermal_state,
         }
-        context.log.info(
-            f"hardware gate clear: requesting {', '.join(k.to_user_string() for k in stale)} "
-            f"({result.reason}; {readings})"
-        )
+        why = "; ".join(f"{a.key} {judged[a.key].status}: {judged[a.key].reason}" for a in stale)
+        context.log.info(f"hardware gate clear: requesting {why} ({result.reason}; {readings})")
         return SensorResult(
             run_requests=[
                 RunRequest(
-                    run_key=_run_key(context, graph, stale), asset_selection=stale, tags=tags
+                    run_key=run_key(stale, latest),
+                    asset_selection=[AssetKey.from_user_string(a.key) for a in stale],
+                    tags=tags,
                 )
             ],
             cursor=cursor,
@@ -212,7 +157,10 @@ def build_thermal_gate_sensor(
     return _thermal_gate
 
 
-HEAVY_ASSET_KEYS: tuple[AssetKey, ...] = (AssetKey("candidate_model"), AssetKey("model_bento"))
+HEAVY_ASSET_KEYS: tuple[AssetKey, ...] = (
+    AssetKey(names.CANDIDATE_ASSET),
+    AssetKey(names.BENTO_ASSET),
+)
 """The project's heavy assets (pool ``heavy``): training and the bento build."""
 
 thermal_gate_sensor = build_thermal_gate_sensor(HEAVY_ASSET_KEYS)

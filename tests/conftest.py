@@ -20,6 +20,7 @@ import dagster as dg
 import pytest
 
 from resources.defaults import build_resources
+from resources.hardware.gate_settings import GateSettings
 from resources.hardware.resource import HardwareResource
 from resources.home import EfficientAIHome
 
@@ -64,9 +65,9 @@ def resources_for_tests(namespace: str, home: EfficientAIHome) -> dict[str, Any]
     return {
         **build_resources(namespace, home),
         "hardware": HardwareResource(
-            gate_psi_cpu_some_max=100.0,
-            gate_psi_memory_some_max=100.0,
-            gate_psi_memory_full_max=100.0,
+            gate=GateSettings(
+                psi_cpu_some_max=100.0, psi_memory_some_max=100.0, psi_memory_full_max=100.0
+            ),
         ),
     }
 

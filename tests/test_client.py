@@ -21,7 +21,7 @@ import pytest
 from conftest import bentoml_list, dvc_cloud_status
 from mlflow import MlflowClient
 
-from efficientai_assets.client.client import MLOpsClient, MLOpsClientError, NoActiveRunError
+from efficientai_assets.client import MLOpsClient, MLOpsClientError, NoActiveRunError
 from efficientai_assets.models import mlp
 from resources.evidently.resource import DriftInputError
 from resources.hardware.resource import HardwareResource
@@ -458,3 +458,24 @@ def test_the_examples_run_as_written_against_the_embedded_defaults(
         assert statuses and set(statuses) == {"FINISHED"}
     else:
         assert dvc_cloud_status(home / "data") == {}
+
+
+# -- the package ---------------------------------------------------------------------------------
+
+
+def test_the_package_exports_the_names_users_import() -> None:
+    """``from efficientai_assets.client import ...`` is the documented import; the module path
+    of before keeps giving the same class."""
+    import efficientai_assets.client as package
+    from efficientai_assets.client.client import MLOpsClient as by_module
+
+    assert package.MLOpsClient is by_module is MLOpsClient
+    assert set(package.__all__) == {
+        "BATCH_STEP_KEY",
+        "DriftMonitor",
+        "MLOpsClient",
+        "MLOpsClientError",
+        "NoActiveRunError",
+        "RunHandle",
+    }
+    assert issubclass(package.NoActiveRunError, package.MLOpsClientError)

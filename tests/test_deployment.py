@@ -16,10 +16,17 @@ import pytest
 from conftest import PipelineHome, make_home, resources_for_tests, training_run_config
 
 from efficientai_assets.defs.data.assets import dataset_splits, raw_dataset
-from efficientai_assets.defs.serving.assets import DEPLOYMENTS_EXPERIMENT, deployment, model_bento
+from efficientai_assets.defs.serving.assets import deployment, model_bento
+from efficientai_assets.defs.serving.packaging import router_program
 from efficientai_assets.defs.training.assets import candidate_model, champion_model
-from efficientai_assets.names import CHALLENGER_ALIAS, CHAMPION_ALIAS, MODEL_NAME
-from resources.bentoml.store import BentoMLResource, DeploymentRecord
+from efficientai_assets.names import (
+    CHALLENGER_ALIAS,
+    CHAMPION_ALIAS,
+    DEPLOYMENTS_EXPERIMENT,
+    MODEL_NAME,
+)
+from resources.bentoml.store import BentoMLResource
+from resources.bentoml.types import DeploymentRecord
 
 pytestmark = pytest.mark.slow
 
@@ -130,7 +137,7 @@ def test_the_canary_share_is_honoured_over_hundreds_of_requests(
     200 distinct keys it is a hash split, held within ±13 (3 binomial standard deviations)."""
     deploy(two_versions, canary_share=0.1, reason="measure the split")
     store: BentoMLResource = two_versions.resources["bentoml"]
-    with store.serve_deployment(current(two_versions)) as served:
+    with store.serve_deployment(current(two_versions), router_program()) as served:
         served.wait_until_ready()
         unkeyed = Counter(
             predict(served.url).headers["x-efficientai-model-version"] for _ in range(200)
@@ -160,7 +167,7 @@ def test_in_shadow_mode_the_champion_answers_and_the_challenger_is_logged(
     assert record.mode == "shadow"
     store: BentoMLResource = two_versions.resources["bentoml"]
     log = store.shadow_log_path(record)
-    with store.serve_deployment(record) as served:
+    with store.serve_deployment(record, router_program()) as served:
         served.wait_until_ready()
         versions = {predict(served.url).headers["x-efficientai-model-version"] for _ in range(30)}
         deadline = time.monotonic() + 15
@@ -230,7 +237,7 @@ def test_promotion_then_rollback_restores_the_previous_champion(two_versions: Pi
     assert client.get_model_version(name, "2").tags["efficientai.deployment.role"] == "retired"
 
     store: BentoMLResource = two_versions.resources["bentoml"]
-    with store.serve_deployment(record) as served:
+    with store.serve_deployment(record, router_program()) as served:
         served.wait_until_ready()
         assert httpx.get(served.url + "/metadata").json()["model_version"] == "1"
         assert predict(served.url).headers["x-efficientai-model-version"] == "1"
@@ -273,7 +280,7 @@ def test_two_moves_cannot_claim_the_same_deployment_record(two_versions: Pipelin
     registry; the winner's record is intact."""
     import dataclasses
 
-    from resources.bentoml.store import BentoStoreError
+    from resources.bentoml.types import BentoStoreError
 
     store: BentoMLResource = two_versions.resources["bentoml"]
     latest = current(two_versions)

@@ -10,19 +10,20 @@ import pandas as pd
 import pytest
 
 from efficientai_assets.defs.data.datasets import sample_digits
+from resources.evidently import profile as profiles
+from resources.evidently.engine import compute_drift
+from resources.evidently.profile import build_profile, cached_reference_profile
 from resources.evidently.resource import (
     DriftInputError,
     DriftSchema,
     DriftSettings,
     EvidentlyResource,
     ReferenceProfile,
-    cached_reference_profile,
     cdf_error,
-    compute_drift,
     generate_drift_report,
     rows_for_error,
-    validate_frame,
 )
+from resources.evidently.validation import validate_frame
 
 SCHEMA = DriftSchema(numerical=("x", "y"), categorical=("color",), target="label")
 
@@ -41,7 +42,7 @@ def _frame(rows: int, seed: int, shift: float = 0.0) -> pd.DataFrame:
 
 @pytest.fixture(scope="module")
 def reference() -> ReferenceProfile:
-    return ReferenceProfile.build(_frame(2000, 0), SCHEMA, DriftSettings())
+    return build_profile(_frame(2000, 0), SCHEMA, DriftSettings())
 
 
 def test_same_distribution_reports_no_drift_and_a_shift_reports_the_shifted_column(
@@ -164,12 +165,12 @@ def test_reference_profile_is_computed_once_then_reused(tmp_path: Path) -> None:
     _, second = cached_reference_profile("md5-a", load, SCHEMA, settings, tmp_path)
     assert (first, second, len(loads)) == ("computed", "memory", 1)
 
-    resource = EvidentlyResource(reports_dir=str(tmp_path / "reports"), seed=99)
+    resource = EvidentlyResource(
+        reports_dir=str(tmp_path / "reports"), drift=DriftSettings(seed=99)
+    )
     profile, origin = resource.reference_profile("md5-b", load, SCHEMA)
     assert origin == "computed"
-    from resources.evidently import resource as evidently_drift
-
-    evidently_drift._PROFILE_CACHE.clear()  # a new process: only the disk copy remains
+    profiles.PROFILE_CACHE.clear()  # a new process: only the disk copy remains
     again, origin = resource.reference_profile("md5-b", load, SCHEMA)
     assert origin == "disk" and len(loads) == 2
     pd.testing.assert_frame_equal(again.sample, profile.sample)
@@ -206,3 +207,50 @@ def test_mostly_empty_columns_are_refused_naming_the_column_and_its_count(
     # A sparsely labelled batch is fine: the target is not drift-tested.
     labelled = _frame(800, 11).assign(label=lambda f: f["label"].where(f.index < 3))
     assert not compute_drift(reference, labelled, SCHEMA).dataset_drift
+
+
+def test_the_resource_hands_its_one_settings_model_to_every_computation(tmp_path: Path) -> None:
+    import dagster as dg
+
+    settings = DriftSettings(
+        drift_share_threshold=0.5, numerical_method="ks", numerical_threshold=0.05
+    )
+    resource = EvidentlyResource(reports_dir=str(tmp_path), drift=settings)
+    result = resource.compute(_frame(400, 12), _frame(400, 13), SCHEMA)
+    assert result.settings == settings and result.drift_share_threshold == 0.5
+    assert {c.method for c in result.columns if c.column_type == "numerical"} == {"ks"}
+    assert result.summary()["settings"] == settings.to_json()
+
+    @dg.asset
+    def configured(evidently: EvidentlyResource) -> float:
+        return evidently.drift.drift_share_threshold
+
+    run = dg.materialize(
+        [configured],
+        resources={"evidently": EvidentlyResource(reports_dir=str(tmp_path))},
+        run_config={
+            "resources": {"evidently": {"config": {"drift": {"drift_share_threshold": 0.4}}}}
+        },
+    )
+    assert run.output_for_node("configured") == 0.4
+
+
+def test_drift_settings_are_validated_once_where_they_are_declared() -> None:
+    for bad in ({"drift_share_threshold": 0.0}, {"sample_error": 1.0}, {"min_rows": 0}):
+        with pytest.raises(ValueError):
+            DriftSettings(**bad)
+
+
+def test_stored_reference_profiles_keep_their_names_under_the_settings_model() -> None:
+    """The profile key hashes the settings' values, as before they became one model, so the
+    profiles already stored under ``reports/reference/`` are found again."""
+    import hashlib
+
+    values = {
+        "drift_share_threshold": 0.3, "numerical_method": "wasserstein",
+        "numerical_threshold": 0.1, "categorical_method": "jensenshannon",
+        "categorical_threshold": 0.1, "sample_error": 0.02, "sample_confidence": 0.999,
+        "min_rows": 30, "seed": 0,
+    }  # fmt: skip
+    text = json.dumps({"settings": values, "schema": SCHEMA.to_json()}, sort_keys=True)
+    assert DriftSettings().fingerprint(SCHEMA) == hashlib.sha256(text.encode()).hexdigest()[:16]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -12,19 +13,22 @@ import pytest
 from conftest import FAST_TRAINING, PipelineHome
 
 from efficientai_assets.defs.monitoring.assets import drift_report, inference_batch
-from efficientai_assets.names import AUDIT_ASSET
-from resources.evidently.resource import EvidentlyResource
-from resources.hardware.resource import HardwareResource
-from sensors.drift import (
-    CURSOR_VERSION,
-    TAG_PARTITIONS,
-    TAG_REPLACED,
+from efficientai_assets.defs.monitoring.retraining import (
+    RetrainingRequest,
+    assemble_retraining_data,
+)
+from efficientai_assets.names import (
+    AUDIT_ASSET,
+    TAG_DRIFT_PARTITIONS,
+    TAG_REPLACED_CHAMPION,
     TAG_TRIGGER,
     TRIGGER_DRIFT,
-    Cursor,
-    RetrainPolicy,
-    build_drift_sensor,
 )
+from resources.evidently.resource import EvidentlyResource
+from resources.hardware.resource import HardwareResource
+from sensors.drift import build_drift_sensor
+from sensors.drift_cursor import CURSOR_VERSION, Cursor
+from sensors.drift_guardrails import RetrainPolicy
 
 HOUR = 3600.0
 
@@ -116,13 +120,18 @@ def test_calm_day_skips_and_a_sudden_shift_requests_exactly_one_run(
     report_day(monitored, "2026-04-02", shift="sudden", shift_start="2026-04-02")
     drifted = tick(monitored, sensor, calm.cursor, cool)
     [request] = requests(drifted)
-    assert request.tags[TAG_TRIGGER] == "drift" and request.tags[TAG_PARTITIONS] == "2026-04-02"
-    assert request.tags[TAG_REPLACED]
-    source = Path(request.run_config["ops"]["raw_dataset"]["config"]["source_path"])
-    import pandas as pd
-
-    combined = pd.read_parquet(source)
-    assert len(combined) == 1797 + 500  # reference window (train + validation) + the batch
+    assert request.tags[TAG_TRIGGER] == TRIGGER_DRIFT
+    assert request.tags[TAG_DRIFT_PARTITIONS] == "2026-04-02"
+    assert request.tags[TAG_REPLACED_CHAMPION]
+    # The tick wrote no data: the run's tags say what raw_dataset assembles in its step.
+    assert "raw_dataset" not in request.run_config.get("ops", {})
+    assert not (monitored.home.reports / "retraining").exists()
+    plan = RetrainingRequest.from_tags(request.tags)
+    assert plan is not None and plan.partitions == ("2026-04-02",)
+    combined, new_rows = assemble_retraining_data(
+        monitored.resources["dvc"], plan, tmp_path / "assembled"
+    )
+    assert (len(combined), new_rows) == (1797 + 500, 500)  # train + validation + the batch
 
     # The same cursor again (a retried tick) gives the same deterministic run key.
     replay = tick(monitored, sensor, calm.cursor, cool)
@@ -138,7 +147,8 @@ def test_calm_day_skips_and_a_sudden_shift_requests_exactly_one_run(
     clock.now += 6 * HOUR
     after = tick(monitored, sensor, cooling.cursor, cool)
     [second] = requests(after)
-    assert second.tags[TAG_PARTITIONS] == "2026-04-03" and second.run_key != request.run_key
+    assert second.tags[TAG_DRIFT_PARTITIONS] == "2026-04-03"
+    assert second.run_key != request.run_key
 
 
 def test_hot_machine_defers_and_too_few_new_rows_waits(
@@ -198,50 +208,78 @@ def test_a_stored_event_survives_the_cursor_round_trip() -> None:
     assert cursor.pending is not None and cursor.pending["2026-04-01"].to_json() == _EVENT
 
 
-def _finished_drift_run(pipeline: PipelineHome) -> str:
-    """A finished run tagged as drift-triggered, for the sensor to audit."""
-
-    @dg.asset(name="audited_stand_in")
-    def stand_in() -> None:
-        return None
-
-    result = dg.materialize(
-        [stand_in], instance=pipeline.instance, tags={TAG_TRIGGER: TRIGGER_DRIFT}
-    )
-    assert result.success
-    return result.run_id
-
-
-def test_a_missing_batch_skips_naming_it_and_audits_each_run_once(
+def test_a_missing_batch_fails_the_retraining_step_and_the_audit_records_it_once(
     monitored: PipelineHome, tmp_path: Path
 ) -> None:
-    run_id = _finished_drift_run(monitored)
+    from efficientai_assets.defs.data.assets import raw_dataset
+
     report_day(monitored, "2026-04-20", shift="sudden", shift_start="2026-04-20")
     batch = monitored.home.reports / "2026-04-20" / "batch.parquet"
     batch.unlink()
     audit_file = monitored.home.reports / "retraining_audit.jsonl"
-
-    def audit_lines() -> list[str]:
-        lines = audit_file.read_text().splitlines() if audit_file.is_file() else []
-        return [line for line in lines if json.loads(line)["run_id"] == run_id]
-
     policy = RetrainPolicy(min_new_rows=100, cooldown_seconds=0)
     sensor = build_drift_sensor(_job(), policy=policy, clock=Clock())
     cool = _hardware(tmp_path, "nominal")
+
     first = tick(monitored, sensor, None, cool)
-    assert not requests(first)
-    assert skipped(first).startswith("cannot assemble the retraining data: drifted batch of ")
-    assert f"2026-04-20 ({batch}) is missing" in skipped(first)
-    [audit] = [e for e in first.asset_events if e.asset_key == dg.AssetKey(AUDIT_ASSET)]
-    assert audit.metadata["run_id"].value == run_id
-    assert len(audit_lines()) == 1
+    [request] = requests(first)  # the tick reads nothing but metadata: it cannot know
+    run = dg.materialize(
+        [raw_dataset],
+        resources=monitored.resources,
+        instance=monitored.instance,
+        tags={**request.tags, "dagster/run_key": request.run_key or ""},
+        raise_on_error=False,
+    )
+    assert not run.success
+    failure = run.failure_data_for_node("raw_dataset")
+    assert failure is not None
+    assert f"drifted batch of 2026-04-20 ({batch}) is missing" in str(failure.error)
+
+    def audit_lines() -> list[str]:
+        lines = audit_file.read_text().splitlines() if audit_file.is_file() else []
+        return [line for line in lines if json.loads(line)["run_id"] == run.run_id]
 
     second = tick(monitored, sensor, first.cursor, cool)
-    assert not requests(second) and "is missing" in skipped(second)
-    assert not second.asset_events, "the advanced cursor remembers the audited run"
+    [audit] = [e for e in second.asset_events if e.asset_key == dg.AssetKey(AUDIT_ASSET)]
+    record = {k: str(v.value) for k, v in audit.metadata.items()}
+    assert record["run_id"] == run.run_id and record["outcome"] == "failed"
+    assert record["reason"].startswith("raw_dataset: ") and "is missing" in record["reason"]
+    assert record["drift_partitions"] == "2026-04-20" and record["training_data"] == ""
+    assert len(audit_lines()) == 1
+
+    third = tick(monitored, sensor, second.cursor, cool)
+    assert not third.asset_events, "the advanced cursor remembers the audited run"
     # Even a tick whose cursor was lost re-audits without a second line in the trail.
     tick(monitored, sensor, None, cool)
     assert len(audit_lines()) == 1
+
+
+def test_without_a_champion_to_retrain_from_the_drift_stays_pending(
+    monitored: PipelineHome, tmp_path: Path
+) -> None:
+    report_day(monitored, "2026-04-25", shift="sudden", shift_start="2026-04-25")
+    mlflow = monitored.resources["mlflow"]
+    name = mlflow.model_name("digits-classifier")
+    sensor = build_drift_sensor(_job(), policy=RetrainPolicy(min_new_rows=100), clock=Clock())
+    cool = _hardware(tmp_path, "nominal")
+    with _no_champion(mlflow, name):
+        held = tick(monitored, sensor, None, cool)
+    assert not requests(held)
+    assert skipped(held).startswith("no reference window to retrain from: ")
+    assert "no 'champion' version" in skipped(held) and "2026-04-25" in skipped(held)
+    assert len(requests(tick(monitored, sensor, held.cursor, cool))) == 1
+
+
+@contextmanager
+def _no_champion(mlflow: Any, name: str) -> Iterator[None]:
+    """The champion alias removed for the block, then put back where it was."""
+    client = mlflow.client()
+    version = mlflow.version_for_alias(name, "champion").version
+    client.delete_registered_model_alias(name, "champion")
+    try:
+        yield
+    finally:
+        client.set_registered_model_alias(name, "champion", version)
 
 
 @pytest.mark.slow
@@ -289,9 +327,10 @@ def test_shifted_batch_leads_through_the_sensor_to_a_retrained_champion(
 
     audited = tick(pipeline, sensor, requested.cursor, cool)
     [audit] = [e for e in audited.asset_events if e.asset_key == dg.AssetKey(AUDIT_ASSET)]
-    record = {k: v.value for k, v in audit.metadata.items()}
+    record = {k: str(v.value) for k, v in audit.metadata.items()}
     assert record["outcome"] == "promoted" and record["replaced_champion"] == str(first)
     assert record["new_champion"] == str(second) and record["drift_partitions"] == "2026-05-01"
+    assert record["new_rows"] == "600" and record["training_data"], "the step's data version"
     bento = pipeline.resources["bentoml"].get_bento(record["bento"])
     assert bento is not None, "the retraining run built the new champion's bento"
     assert bento.labels["model_version"] == str(second)

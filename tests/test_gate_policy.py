@@ -16,10 +16,19 @@ from efficientai_assets.gate.policy import (
     evaluate,
     max_retries_bound,
     replay,
+    retry_wait,
 )
-from resources.hardware.resource import GpuReading, HardwareResource, HardwareSnapshot, Pressure
+from resources.hardware.gate_settings import GateSettings
+from resources.hardware.resource import HardwareResource
+from resources.hardware.types import GpuReading, HardwareSnapshot, Pressure
 
-POLICY = GatePolicy(bad_readings_to_hold=3, cooldown_seconds=120)
+
+def policy_of(**settings: Any) -> GatePolicy:
+    """A policy from validated settings, the only way the project builds one."""
+    return GatePolicy.from_settings(GateSettings(**settings))
+
+
+POLICY = policy_of(bad_readings_to_hold=3, cooldown_seconds=120)
 
 
 def reading(at: float, thermal: str = "nominal", **fields: Any) -> HardwareSnapshot:
@@ -85,7 +94,7 @@ def test_critical_holds_at_once_even_for_high_priority() -> None:
 
 
 def test_high_priority_runs_at_fair_where_normal_priority_holds() -> None:
-    strict = GatePolicy(bad_readings_to_hold=1, cooldown_seconds=60, hold_thermal_state="fair")
+    strict = policy_of(bad_readings_to_hold=1, cooldown_seconds=60, hold_thermal_state="fair")
     assert evaluate(strict, GateState(), reading(0, "fair"), "normal").verdict == "hold"
     assert evaluate(strict, GateState(), reading(0, "fair"), "high").verdict == "go"
     assert evaluate(strict, GateState(), reading(0, "serious"), "high").verdict == "hold"
@@ -109,7 +118,7 @@ def test_unknown_is_allowed_by_default_and_says_so() -> None:
 
 
 def test_unknown_can_be_configured_to_hold() -> None:
-    policy = GatePolicy(bad_readings_to_hold=2, unknown_behaviour="hold")
+    policy = policy_of(bad_readings_to_hold=2, unknown_behaviour="hold")
     results = replay(policy, trace("unknown", "unknown"))
     assert phases(results) == [("hold", "suspect"), ("hold", "hold")]
     assert "held by policy" in results[0].reason
@@ -148,7 +157,7 @@ def test_each_signal_is_judged_against_its_threshold(
 
 
 def test_battery_and_low_power_hold_only_when_configured() -> None:
-    policy = GatePolicy(hold_on_battery=True, hold_in_low_power_mode=True)
+    policy = policy_of(hold_on_battery=True, hold_in_low_power_mode=True)
     found = assess(policy, reading(0, "nominal", on_battery=True, low_power_mode=True))
     assert found.level == "bad"
     assert found.problems == ("on battery power", "low-power mode on")
@@ -163,9 +172,9 @@ def test_state_json_round_trip_and_corrupt_state_starts_clear() -> None:
     assert GateState.from_json({"phase": "hold", "held_since": "yesterday"}) == GateState()
 
 
-def test_policy_comes_from_resource_config() -> None:
+def test_policy_comes_from_the_resource_gate_settings() -> None:
     hw = HardwareResource(
-        gate_bad_readings_to_hold=5, gate_cooldown_seconds=9, gate_unknown_behaviour="hold"
+        gate=GateSettings(bad_readings_to_hold=5, cooldown_seconds=9, unknown_behaviour="hold")
     )
     policy = GatePolicy.from_resource(hw)
     assert (policy.bad_readings_to_hold, policy.cooldown_seconds, policy.unknown_behaviour) == (
@@ -175,8 +184,44 @@ def test_policy_comes_from_resource_config() -> None:
     )
 
 
+def test_every_gate_setting_reaches_the_policy_with_its_default() -> None:
+    settings = GateSettings()
+    policy = GatePolicy.from_settings(settings)
+    expected = settings.model_dump(exclude={"state_dir"})
+    assert {f: getattr(policy, f) for f in expected} == expected
+    assert policy.hold_thermal_state == "serious" and policy.max_wait_seconds == 7200
+
+
+def test_gate_settings_refuse_out_of_range_values() -> None:
+    for bad in (
+        {"bad_readings_to_hold": 0},
+        {"psi_memory_some_max": 101},
+        {"retry_jitter": 1.0},
+        {"retry_initial_seconds": 0},
+        {"hold_thermal_state": "critical"},
+    ):
+        with pytest.raises(ValueError):
+            GateSettings(**bad)
+
+
+def test_gate_settings_nest_in_run_config_as_one_block() -> None:
+    """Run config sets the gate as ``resources.hardware.config.gate``, validated there too."""
+    import dagster as dg
+
+    seen: list[GateSettings] = []
+
+    @dg.asset
+    def probe(hardware: HardwareResource) -> None:
+        seen.append(hardware.gate)
+
+    config = {"resources": {"hardware": {"config": {"gate": {"cooldown_seconds": 42}}}}}
+    resources = {"hardware": HardwareResource.configure_at_launch()}
+    assert dg.materialize([probe], resources=resources, run_config=config).success
+    assert seen[0].cooldown_seconds == 42 and seen[0].bad_readings_to_hold == 3
+
+
 def test_backoff_grows_is_capped_and_jittered_within_bounds() -> None:
-    policy = GatePolicy(retry_initial_seconds=30, retry_max_seconds=600, retry_jitter=0.2)
+    policy = policy_of(retry_initial_seconds=30, retry_max_seconds=600, retry_jitter=0.2)
     rng = random.Random(7)
     for deferrals, base in [(0, 30), (1, 60), (3, 240), (5, 600), (40, 600)]:
         waits = [backoff_seconds(policy, deferrals, rng) for _ in range(200)]
@@ -185,5 +230,19 @@ def test_backoff_grows_is_capped_and_jittered_within_bounds() -> None:
 
 
 def test_retry_bound_outlasts_the_maximum_wait() -> None:
-    policy = GatePolicy(retry_initial_seconds=30, retry_jitter=0.2, max_wait_seconds=7200)
+    policy = policy_of(retry_initial_seconds=30, retry_jitter=0.2, max_wait_seconds=7200)
     assert max_retries_bound(policy) * 30 * 0.8 >= 7200
+
+
+def test_a_held_step_waits_no_longer_than_its_deadline_and_then_fails() -> None:
+    policy = policy_of(retry_initial_seconds=30, retry_jitter=0.0, max_wait_seconds=100)
+    assert retry_wait(policy, held_seconds=0, deferrals=0) == 30
+    assert retry_wait(policy, held_seconds=90, deferrals=3) == 10, "lands on the deadline"
+    assert retry_wait(policy, held_seconds=100, deferrals=4) is None, "deadline reached: fail"
+
+
+def test_a_held_step_never_rechecks_in_a_busy_loop() -> None:
+    policy = policy_of(retry_initial_seconds=30, retry_jitter=0.0, max_wait_seconds=100)
+    assert retry_wait(policy, held_seconds=99.9, deferrals=3) == 1.0
+    quick = policy_of(retry_initial_seconds=0.02, retry_jitter=0.0, max_wait_seconds=100)
+    assert retry_wait(quick, held_seconds=99.999, deferrals=0) == 0.02

@@ -9,10 +9,18 @@ import dagster as dg
 import pytest
 from dagster import AssetExecutionContext
 
-from efficientai_assets.gate.policy import enforce_heavy_gate
+from efficientai_assets.gate.step import enforce_heavy_gate
+from resources.hardware.gate_settings import GateSettings
 from resources.hardware.resource import HardwareResource
 
-FAST: dict[str, Any] = {"gate_retry_initial_seconds": 0.02, "gate_retry_max_seconds": 0.05}
+FAST: dict[str, Any] = {"retry_initial_seconds": 0.02, "retry_max_seconds": 0.05}
+
+
+def replayed(trace: Path, **gate: Any) -> HardwareResource:
+    """A resource replaying ``trace``, with the gate's settings and fast re-checks."""
+    return HardwareResource(
+        source="replay", replay_trace_path=str(trace), gate=GateSettings(**{**FAST, **gate})
+    )
 
 
 def write_trace(path: Path, *readings: dict[str, Any]) -> Path:
@@ -64,10 +72,7 @@ def test_held_step_requests_retries_and_succeeds_once_the_trace_clears(
         {"at": 120, "thermal_state": "nominal"},  # cool-down starts
         {"at": 180, "thermal_state": "nominal"},  # 60 s of good readings: released
     )
-    hw = HardwareResource(
-        source="replay", replay_trace_path=str(trace), gate_bad_readings_to_hold=2,
-        gate_cooldown_seconds=60, **FAST,
-    )  # fmt: skip
+    hw = replayed(trace, bad_readings_to_hold=2, cooldown_seconds=60)
     result = dg.materialize([heavy_model], resources={"hardware": hw}, instance=instance)
     assert result.success
     retries = events_of(result, dg.DagsterEventType.STEP_UP_FOR_RETRY)
@@ -105,7 +110,7 @@ def test_clear_machine_goes_on_the_first_check(
     tmp_path: Path, instance: dg.DagsterInstance
 ) -> None:
     trace = write_trace(tmp_path / "t.json", {"at": 0, "thermal_state": "nominal"})
-    hw = HardwareResource(source="replay", replay_trace_path=str(trace), **FAST)
+    hw = replayed(trace)
     result = dg.materialize([heavy_model], resources={"hardware": hw}, instance=instance)
     assert result.success
     assert not events_of(result, dg.DagsterEventType.STEP_UP_FOR_RETRY)
@@ -119,9 +124,7 @@ def test_critical_blocks_even_a_high_priority_step(
         {"at": 0, "thermal_state": "critical"},
         {"at": 30, "thermal_state": "fair"},
     )
-    hw = HardwareResource(
-        source="replay", replay_trace_path=str(trace), gate_cooldown_seconds=600, **FAST
-    )
+    hw = replayed(trace, cooldown_seconds=600)
     result = dg.materialize([urgent_model], resources={"hardware": hw}, instance=instance)
     assert result.success
     retries = events_of(result, dg.DagsterEventType.STEP_UP_FOR_RETRY)
@@ -139,10 +142,7 @@ def test_step_fails_with_the_readings_after_the_maximum_wait(
             for i in range(6)
         ),
     )
-    hw = HardwareResource(
-        source="replay", replay_trace_path=str(trace), gate_bad_readings_to_hold=1,
-        gate_max_wait_seconds=250, **FAST,
-    )  # fmt: skip
+    hw = replayed(trace, bad_readings_to_hold=1, max_wait_seconds=250)
     result = dg.materialize(
         [heavy_model], resources={"hardware": hw}, instance=instance, raise_on_error=False
     )
@@ -151,7 +151,8 @@ def test_step_fails_with_the_readings_after_the_maximum_wait(
     failure = events_of(result, dg.DagsterEventType.STEP_FAILURE)[0]
     assert failure.step_failure_data.error is not None
     message = failure.step_failure_data.error.message
-    assert "held this step for 300s, longer than gate_max_wait_seconds=250s" in message
+    assert "held this step for 300s, longer than gate.max_wait_seconds=250s" in message
+    assert "raise gate.max_wait_seconds" in message, "the message names the next action"
     assert "thermal=serious" in message and "psi.mem some=55.0%" in message
     assert not list(Path(instance.storage_directory()).glob("hardware-gate/*/*.json"))
 
@@ -177,10 +178,7 @@ def test_unwritable_state_dir_still_holds_and_then_goes(
         {"at": 0, "thermal_state": "critical"},
         {"at": 30, "thermal_state": "nominal"},
     )
-    hw = HardwareResource(
-        source="replay", replay_trace_path=str(trace), gate_state_dir=str(not_a_dir),
-        gate_cooldown_seconds=0, **FAST,
-    )  # fmt: skip
+    hw = replayed(trace, state_dir=str(not_a_dir), cooldown_seconds=0)
     result = dg.materialize([heavy_model], resources={"hardware": hw}, instance=instance)
     assert result.success
     assert len(events_of(result, dg.DagsterEventType.STEP_UP_FOR_RETRY)) == 1

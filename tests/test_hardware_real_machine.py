@@ -9,7 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from resources.hardware.resource import HardwareResource, HardwareSnapshot
+from resources.hardware.resource import HardwareResource
+from resources.hardware.types import HardwareSnapshot
 
 linux_only = pytest.mark.skipif(sys.platform != "linux", reason="reads Linux procfs")
 

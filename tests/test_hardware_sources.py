@@ -9,13 +9,11 @@ from pathlib import Path
 
 import pytest
 
-from resources.hardware.resource import (
-    HardwareResource,
-    HardwareSnapshot,
-    Pressure,
-    recommend_training,
-)
-from resources.hardware.sources import SubprocessRunner, parse_cpulist, thermal_from_trips
+from resources.hardware.recommend import recommend_training
+from resources.hardware.resource import HardwareResource
+from resources.hardware.sources.linux import parse_cpulist, thermal_from_trips
+from resources.hardware.sources.macos import SubprocessRunner
+from resources.hardware.types import HardwareSnapshot, Pressure
 
 FIXTURES = Path(__file__).parent / "fixtures" / "hardware"
 

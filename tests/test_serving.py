@@ -21,7 +21,9 @@ from conftest import PipelineHome
 
 from efficientai_assets.defs.serving.assets import model_bento
 from efficientai_assets.names import CHAMPION_ALIAS, LABEL_COLUMN, MODEL_NAME, SPLITS_DIR
-from resources.bentoml.store import BentoInfo, BentoMLResource, BentoServer
+from resources.bentoml.servers import BentoServer
+from resources.bentoml.store import BentoMLResource
+from resources.bentoml.types import BentoInfo
 
 pytestmark = pytest.mark.slow
 

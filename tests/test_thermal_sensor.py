@@ -1,4 +1,4 @@
-"""The thermal gate sensor's ticks against real materializations in a test instance."""
+"""The thermal gate sensor's ticks against real materializations, and the staleness it requests by."""
 
 import json
 from collections.abc import Iterator
@@ -8,7 +8,9 @@ from typing import Any
 import dagster as dg
 import pytest
 
+from resources.hardware.gate_settings import GateSettings
 from resources.hardware.resource import HardwareResource
+from sensors.staleness import AssetFacts, Recorded, run_key, staleness
 from sensors.thermal import (
     HEAVY_ASSET_KEYS,
     build_thermal_gate_sensor,
@@ -53,7 +55,9 @@ class Ticker:
 
     def __init__(self, instance: dg.DagsterInstance, trace: Path, **gate: Any) -> None:
         self.instance = instance
-        self.hw = HardwareResource(source="replay", replay_trace_path=str(trace), **gate)
+        self.hw = HardwareResource(
+            source="replay", replay_trace_path=str(trace), gate=GateSettings(**gate)
+        )
         self.defs = dg.Definitions(
             assets=[raw_data, trained_model, packaged_model, light_report],
             sensors=[SENSOR],
@@ -116,7 +120,7 @@ def test_hot_trace_skips_with_readings_then_requests_after_cool_down(
     tmp_path: Path, instance: dg.DagsterInstance
 ) -> None:
     trace = write_trace(tmp_path / "t.json", "serious", "serious", "nominal", "nominal", "nominal")
-    ticker = Ticker(instance, trace, gate_bad_readings_to_hold=2, gate_cooldown_seconds=120)
+    ticker = Ticker(instance, trace, bad_readings_to_hold=2, cooldown_seconds=120)
     skips = [ticker.tick() for _ in range(4)]
     messages = [skip_message(s) for s in skips if s.skip_reason]
     assert len(messages) == 4 and not any(s.run_requests for s in skips)
@@ -148,9 +152,7 @@ def test_only_stale_heavy_assets_are_requested(
 
 
 def test_critical_reading_skips_at_once(tmp_path: Path, instance: dg.DagsterInstance) -> None:
-    ticker = Ticker(
-        instance, write_trace(tmp_path / "t.json", "critical"), gate_bad_readings_to_hold=5
-    )
+    ticker = Ticker(instance, write_trace(tmp_path / "t.json", "critical"), bad_readings_to_hold=5)
     result = ticker.tick()
     assert result.skip_reason is not None
     assert "nothing heavy runs at critical" in skip_message(result)
@@ -162,7 +164,7 @@ def test_cursor_round_trips_and_a_corrupt_cursor_starts_clear(
     ticker = Ticker(
         instance,
         write_trace(tmp_path / "t.json", "serious", "nominal"),
-        gate_bad_readings_to_hold=1,
+        bad_readings_to_hold=1,
     )
     ticker.tick()
     state = decode_cursor(ticker.cursor)
@@ -206,3 +208,114 @@ def test_sensor_refuses_bad_configuration() -> None:
     with pytest.raises(ValueError, match="priority must be one of"):
         build_thermal_gate_sensor(HEAVY, priority="asap")  # type: ignore[arg-type]
     assert SENSOR.default_status == dg.DefaultSensorStatus.STOPPED
+
+
+# ---- staleness, the pure decision behind the requests -------------------------------------
+
+CODE = "dagster/code_version"
+DATA = "dagster/data_version"
+
+
+def inputs(**versions: str) -> dict[str, str]:
+    return {f"dagster/input_data_version/{k}": v for k, v in versions.items()}
+
+
+def record(storage_id: int, **tags: str) -> Recorded:
+    return Recorded(storage_id=storage_id, timestamp=float(storage_id), tags=tags)
+
+
+MODEL = AssetFacts("model", code_version="1", parents=("data",))
+DATA_FACTS = {"data": AssetFacts("data"), "model": MODEL}
+
+
+def judged(asset: AssetFacts, **latest: Recorded | None) -> str:
+    return staleness(asset, {**DATA_FACTS, asset.key: asset}, latest).status
+
+
+def test_an_asset_never_materialized_is_missing() -> None:
+    assert judged(MODEL, data=record(1, **{DATA: "d1"}), model=None) == "missing"
+
+
+def test_an_asset_computed_from_the_current_data_and_code_is_fresh() -> None:
+    model = record(2, **{CODE: "1", DATA: "m1"}, **inputs(data="d1"))
+    assert judged(MODEL, data=record(1, **{DATA: "d1"}), model=model) == "fresh"
+    assert judged(MODEL, data=record(3, **{DATA: "d1"}), model=model) == "fresh", (
+        "a parent re-materialized with the same data version changes nothing"
+    )
+
+
+def test_a_new_parent_data_version_makes_an_asset_stale() -> None:
+    model = record(2, **{CODE: "1"}, **inputs(data="d1"))
+    result = staleness(MODEL, DATA_FACTS, {"data": record(3, **{DATA: "d2"}), "model": model})
+    assert result.status == "stale" and "data data version d1 -> d2" in result.reason
+
+
+def test_a_new_code_version_makes_an_asset_stale() -> None:
+    model = record(2, **{CODE: "0"}, **inputs(data="d1"))
+    assert judged(MODEL, data=record(1, **{DATA: "d1"}), model=model) == "stale"
+
+
+def test_an_added_or_removed_dependency_makes_an_asset_stale() -> None:
+    data = record(1, **{DATA: "d1"})
+    removed = record(2, **{CODE: "1"}, **inputs(data="d1", labels="l1"))
+    assert judged(MODEL, data=data, model=removed) == "stale"
+    added = record(2, **{CODE: "1"})
+    assert judged(MODEL, data=data, model=added) == "stale"
+
+
+def test_a_parent_assumed_present_and_still_unmaterialized_is_no_change() -> None:
+    model = record(2, **{CODE: "1"}, **inputs(data="INITIAL"))
+    assert judged(MODEL, data=None, model=model) == "fresh"
+
+
+def test_records_without_provenance_are_judged_by_time() -> None:
+    old = record(2)  # written before Dagster tagged code and input versions
+    assert judged(MODEL, data=record(1), model=old) == "fresh"
+    assert judged(MODEL, data=record(3), model=old) == "stale"
+
+
+def test_time_partitioned_parents_are_not_followed_other_partitions_are() -> None:
+    model = record(2, **{CODE: "1"}, **inputs(data="d1"))
+    for partitions, expected in (("time", "fresh"), ("other", "stale")):
+        facts = {"data": AssetFacts("data", partitions=partitions), "model": MODEL}  # type: ignore[arg-type]
+        latest = {"data": record(3, **{DATA: "d2"}), "model": model}
+        assert staleness(MODEL, facts, latest).status == expected
+
+
+def test_partitioned_or_external_assets_are_never_requested() -> None:
+    for asset in (
+        AssetFacts("model", parents=("data",), partitions="time"),
+        AssetFacts("model", parents=("data",), external=True),
+    ):
+        assert judged(asset, data=record(1), model=None) == "fresh"
+
+
+def test_the_run_key_changes_only_with_a_materialization_it_depends_on() -> None:
+    data, model = record(1, **{DATA: "d1"}), record(2)
+    key = run_key([MODEL], {"data": data, "model": model})
+    assert run_key([MODEL], {"data": data, "model": model, "other": record(9)}) == key
+    assert run_key([MODEL], {"data": record(3), "model": model}) != key
+
+
+def test_sensor_requests_an_asset_whose_code_version_changed(
+    tmp_path: Path, instance: dg.DagsterInstance
+) -> None:
+    @dg.asset(name="trained_model", deps=[raw_data], pool="heavy", code_version="2")
+    def retrained_model() -> int:
+        return 2
+
+    ticker = Ticker(instance, write_trace(tmp_path / "t.json", "nominal"))
+    ticker.materialize(raw_data, trained_model, packaged_model)
+    assert ticker.tick().skip_reason is not None, "all fresh under the old code"
+    changed = dg.Definitions(
+        assets=[raw_data, retrained_model, packaged_model], resources={"hardware": ticker.hw}
+    )
+    context = dg.build_sensor_context(
+        instance=instance,
+        cursor=ticker.cursor,
+        definitions=changed,
+        resources={"hardware": ticker.hw},
+    )
+    result = SENSOR(context)
+    assert isinstance(result, dg.SensorResult)
+    assert requested(result) == [{dg.AssetKey("trained_model")}]

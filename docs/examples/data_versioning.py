@@ -14,7 +14,7 @@ import os
 import tempfile
 from pathlib import Path
 
-from efficientai_assets.client.client import MLOpsClient
+from efficientai_assets.client import MLOpsClient
 from efficientai_assets.defs.data.datasets import sample_digits
 
 

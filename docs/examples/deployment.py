@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from efficientai_assets.client.client import MLOpsClient
+from efficientai_assets.client import MLOpsClient
 from efficientai_assets.defs.data.datasets import sample_digits
 from efficientai_assets.models import mlp
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import os
 
-from efficientai_assets.client.client import MLOpsClient
+from efficientai_assets.client import MLOpsClient
 from efficientai_assets.defs.data.datasets import sample_digits
 
 

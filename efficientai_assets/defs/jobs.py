@@ -4,11 +4,12 @@
 import dagster as dg
 
 from efficientai_assets.names import BENTO_ASSET, PIPELINE_JOB, TRAINING_JOB
+from resources.stack.executor import executor_from_environment
 
 pipeline_job = dg.define_asset_job(
     PIPELINE_JOB,
     selection=dg.AssetSelection.groups("data", "training", "serving"),
-    executor_def=dg.in_process_executor,
+    executor_def=executor_from_environment(),
     description="The whole pipeline on its configured data: version, split, train, check, promote, "
     "build the champion's bento and record the deployment.",
 )
@@ -16,7 +17,7 @@ pipeline_job = dg.define_asset_job(
 training_job = dg.define_asset_job(
     TRAINING_JOB,
     selection=dg.AssetSelection.groups("data", "training") | dg.AssetSelection.assets(BENTO_ASSET),
-    executor_def=dg.in_process_executor,
+    executor_def=executor_from_environment(),
     description="Retrain from the configured data: splits → candidate → quality check → champion → "
     "bento. The drift sensor launches it with the drifted batches added to the data.",
 )

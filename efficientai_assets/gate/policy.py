@@ -1,31 +1,28 @@
-"""The hardware gate for heavy work: a hysteresis policy and the in-step check built on it.
+"""The hardware gate's policy: pure decisions from settings, one reading and the previous state.
 
-The policy is a pure function of (settings, previous state, one reading, priority), so the
-sensor (state in its cursor) and the in-step gate (state in a small JSON file per run step)
-share it and tests can replay any trace through it. See docs/hardware-gate.md.
+Every function here is a function of plain values (settings, the previous ``GateState``, one
+``HardwareSnapshot``, a priority), so the sensors (state in their cursor) and the in-step gate
+(``efficientai_assets.gate.step``, state in a small file per run step) share it, and tests replay
+any trace through it without Dagster. See docs/hardware-gate.md.
 """
 
 from __future__ import annotations
 
-import json
 import math
-import os
 import random
-import re
-from dataclasses import asdict, dataclass, field, replace
-from pathlib import Path
+from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
-from resources.hardware.resource import (
-    UNKNOWN,
-    HardwareResource,
+from resources.hardware.types import (
+    GateThermalLimit,
+    GateUnknownBehaviour,
     HardwareSnapshot,
-    MetadataValue,
     thermal_rank,
 )
 
 if TYPE_CHECKING:
-    from dagster import AssetExecutionContext, OpExecutionContext
+    from resources.hardware.gate_settings import GateSettings
+    from resources.hardware.resource import HardwareResource
 
 Priority = Literal["normal", "high"]
 Phase = Literal["clear", "suspect", "hold"]
@@ -33,46 +30,43 @@ Level = Literal["good", "bad", "critical", "unknown"]
 Verdict = Literal["go", "hold"]
 
 PRIORITIES: tuple[Priority, ...] = ("normal", "high")
-STATE_VERSION = 1
 
 
 @dataclass(frozen=True)
 class GatePolicy:
-    """Thresholds and timings of the gate (the ``gate_*`` fields of ``HardwareResource``)."""
+    """What the policy judges by, as plain values.
 
-    bad_readings_to_hold: int = 3
-    cooldown_seconds: float = 300.0
-    hold_thermal_state: Literal["fair", "serious"] = "serious"
-    unknown_behaviour: Literal["allow", "hold"] = "allow"
-    psi_memory_some_max: float = 20.0
-    psi_memory_full_max: float = 5.0
-    psi_cpu_some_max: float = 75.0
-    gpu_slowdown_margin_c: float = 5.0
-    hold_on_battery: bool = False
-    hold_in_low_power_mode: bool = False
-    retry_initial_seconds: float = 30.0
-    retry_max_seconds: float = 600.0
-    retry_jitter: float = 0.2
-    max_wait_seconds: float = 7200.0
+    Defaults and validation live once, in ``GateSettings`` (the resource's ``gate`` block); build
+    a policy with ``from_settings`` so a value never bypasses them.
+    """
+
+    bad_readings_to_hold: int
+    cooldown_seconds: float
+    hold_thermal_state: GateThermalLimit
+    unknown_behaviour: GateUnknownBehaviour
+    psi_memory_some_max: float
+    psi_memory_full_max: float
+    psi_cpu_some_max: float
+    gpu_slowdown_margin_c: float
+    hold_on_battery: bool
+    hold_in_low_power_mode: bool
+    retry_initial_seconds: float
+    retry_max_seconds: float
+    retry_jitter: float
+    max_wait_seconds: float
+
+    @classmethod
+    def from_settings(cls, settings: GateSettings) -> GatePolicy:
+        """The policy the settings describe; ``state_dir`` is the in-step gate's bookkeeping.
+
+        A setting added to ``GateSettings`` but not here fails at once with a TypeError.
+        """
+        return cls(**settings.model_dump(exclude={"state_dir"}))
 
     @classmethod
     def from_resource(cls, hw: HardwareResource) -> GatePolicy:
-        return cls(
-            bad_readings_to_hold=hw.gate_bad_readings_to_hold,
-            cooldown_seconds=hw.gate_cooldown_seconds,
-            hold_thermal_state=hw.gate_hold_thermal_state,
-            unknown_behaviour=hw.gate_unknown_behaviour,
-            psi_memory_some_max=hw.gate_psi_memory_some_max,
-            psi_memory_full_max=hw.gate_psi_memory_full_max,
-            psi_cpu_some_max=hw.gate_psi_cpu_some_max,
-            gpu_slowdown_margin_c=hw.gate_gpu_slowdown_margin_c,
-            hold_on_battery=hw.gate_hold_on_battery,
-            hold_in_low_power_mode=hw.gate_hold_in_low_power_mode,
-            retry_initial_seconds=hw.gate_retry_initial_seconds,
-            retry_max_seconds=hw.gate_retry_max_seconds,
-            retry_jitter=hw.gate_retry_jitter,
-            max_wait_seconds=hw.gate_max_wait_seconds,
-        )
+        """The policy of a hardware resource's ``gate`` settings."""
+        return cls.from_settings(hw.gate)
 
 
 @dataclass(frozen=True)
@@ -281,79 +275,6 @@ def replay(
     return out
 
 
-# ---- the in-step gate ---------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class GateDecision:
-    """What the gate decided at the start of a heavy step, with the readings it saw."""
-
-    verdict: Verdict
-    state: Phase
-    level: Level
-    reason: str
-    priority: Priority
-    snapshot: HardwareSnapshot
-    held_seconds: float = 0.0
-    checks: int = 1
-    problems: tuple[str, ...] = field(default=())
-
-    def to_metadata(self, prefix: str = "gate.") -> dict[str, MetadataValue]:
-        """Flat metadata: the decision under ``gate.``, the readings under ``hardware.start.``."""
-        out: dict[str, MetadataValue] = {
-            f"{prefix}decision": self.verdict,
-            f"{prefix}state": self.state,
-            f"{prefix}level": self.level,
-            f"{prefix}reason": self.reason,
-            f"{prefix}priority": self.priority,
-            f"{prefix}held_seconds": round(self.held_seconds, 1),
-            f"{prefix}checks": self.checks,
-            f"{prefix}problems": "; ".join(self.problems) if self.problems else "",
-        }
-        out.update(self.snapshot.to_metadata(prefix="hardware.start."))
-        return out
-
-    def to_tags(self, prefix: str = "gate.") -> dict[str, str]:
-        """The same as MLflow tags (strings)."""
-        return {
-            k: ("true" if v is True else "false" if v is False else str(v))
-            for k, v in self.to_metadata(prefix).items()
-        }
-
-
-@dataclass(frozen=True)
-class StepGateRecord:
-    """What one run step remembers between its retries."""
-
-    gate: GateState
-    first_deferred_at: float | None = None
-    deferrals: int = 0
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "version": STATE_VERSION,
-            "gate": self.gate.to_json(),
-            "first_deferred_at": self.first_deferred_at,
-            "deferrals": self.deferrals,
-        }
-
-    @classmethod
-    def from_json(cls, data: Any) -> StepGateRecord | None:
-        if not isinstance(data, dict) or data.get("version") != STATE_VERSION:
-            return None
-        first = data.get("first_deferred_at")
-        deferrals = data.get("deferrals", 0)
-        return cls(
-            GateState.from_json(data.get("gate")),
-            float(first) if isinstance(first, int | float) else None,
-            int(deferrals) if isinstance(deferrals, int) else 0,
-        )
-
-
-class GateHeldError(Exception):
-    """The cause attached to RetryRequested, so the UI shows why the step is waiting."""
-
-
 def backoff_seconds(policy: GatePolicy, deferrals: int, rng: random.Random | None = None) -> float:
     """Exponential wait before the next check, capped, with +/- ``retry_jitter`` spread.
 
@@ -362,6 +283,20 @@ def backoff_seconds(policy: GatePolicy, deferrals: int, rng: random.Random | Non
     base = min(policy.retry_max_seconds, policy.retry_initial_seconds * 2 ** min(deferrals, 30))
     spread = (rng or random).uniform(-policy.retry_jitter, policy.retry_jitter)
     return max(0.0, base * (1.0 + spread))
+
+
+def retry_wait(
+    policy: GatePolicy, held_seconds: float, deferrals: int, rng: random.Random | None = None
+) -> float | None:
+    """Seconds before a held step checks again, or None once it has waited long enough to fail.
+
+    The wait never overshoots ``max_wait_seconds`` (the last check lands on the deadline) and is
+    at least a second (or the initial wait, if shorter), so a step never re-checks in a busy loop.
+    """
+    if held_seconds >= policy.max_wait_seconds:
+        return None
+    wait = min(backoff_seconds(policy, deferrals, rng), policy.max_wait_seconds - held_seconds)
+    return max(wait, min(1.0, policy.retry_initial_seconds))
 
 
 def max_retries_bound(policy: GatePolicy) -> int:
@@ -374,166 +309,20 @@ def max_retries_bound(policy: GatePolicy) -> int:
     return math.ceil(policy.max_wait_seconds / shortest) + 2
 
 
-def _safe_name(text: str) -> str:
-    return re.sub(r"[^A-Za-z0-9_.-]+", "_", text)[:200] or "step"
-
-
-def step_state_path(
-    hw: HardwareResource, context: AssetExecutionContext | OpExecutionContext
-) -> Path:
-    """``<state dir>/hardware-gate/<run id>/<step key>.json``.
-
-    The default state dir is the Dagster instance's storage directory: it exists for every
-    instance, is shared by every process of a run on the host, and goes with the run's other
-    local state. A step's retries keep the same run id and step key, so they find it.
-    """
-    base = (
-        Path(hw.gate_state_dir) if hw.gate_state_dir else Path(context.instance.storage_directory())
-    )
-    step_key = context.get_step_execution_context().step.key
-    return base / "hardware-gate" / _safe_name(context.run.run_id) / f"{_safe_name(step_key)}.json"
-
-
-def _load_record(path: Path) -> StepGateRecord | None:
-    try:
-        return StepGateRecord.from_json(json.loads(path.read_text()))
-    except (OSError, ValueError):
-        return None
-
-
-def _store_record(path: Path, record: StepGateRecord) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(record.to_json()))
-    os.replace(tmp, path)
-
-
-def _clear_record(path: Path) -> None:
-    try:
-        path.unlink()
-        path.parent.rmdir()  # only succeeds when no other step of the run is waiting
-    except OSError:
-        pass
-
-
-def _run_start_time(context: AssetExecutionContext | OpExecutionContext) -> float | None:
-    try:
-        record = context.instance.get_run_record_by_id(context.run.run_id)
-    except Exception:
-        return None
-    return record.start_time if record is not None else None
-
-
-def _record_hold(
-    context: AssetExecutionContext | OpExecutionContext, decision: GateDecision
-) -> None:
-    """An observation per held asset, so every hold shows in the asset's history in the UI."""
-    from dagster import AssetObservation
-
-    try:
-        keys = list(context.selected_asset_keys)
-    except Exception:  # an op outside any asset has no keys to observe
-        keys = []
-    for key in keys:
-        context.log_event(AssetObservation(asset_key=key, metadata=dict(decision.to_metadata())))
-
-
-def enforce_heavy_gate(
-    context: AssetExecutionContext | OpExecutionContext,
-    hw: HardwareResource,
-    priority: Priority = "normal",
-    *,
-    rng: random.Random | None = None,
-) -> GateDecision:
-    """Check the gate at the start of a heavy step.
-
-    Returns the decision on "go". On "hold" records an AssetObservation with the decision
-    and readings, then raises ``dagster.RetryRequested`` (the step leaves its pool slot and
-    is re-checked after a jittered backoff; nothing sleeps here).
-    Once held longer than ``gate_max_wait_seconds`` raises ``dagster.Failure`` naming the
-    readings and the reason.
-    """
-    from dagster import Failure, RetryRequested
-
-    if priority not in PRIORITIES:
-        raise ValueError(f"priority must be one of {PRIORITIES}, got {priority!r}")
-    policy = GatePolicy.from_resource(hw)
-    path = step_state_path(hw, context)
-    record = _load_record(path)
-    if record is None:
-        record = StepGateRecord(GateState())
-        if context.retry_number > 0:
-            # State lost between retries: count the wait from the run's start (conservative).
-            record = replace(record, first_deferred_at=_run_start_time(context))
-    snap = hw.snapshot()
-    result = evaluate(policy, record.gate, snap, priority)
-    now = snap.taken_at
-    held = max(0.0, now - record.first_deferred_at) if record.first_deferred_at is not None else 0.0
-    decision = GateDecision(
-        verdict=result.verdict,
-        state=result.state.phase,
-        level=result.level,
-        reason=result.reason,
-        priority=priority,
-        snapshot=snap,
-        held_seconds=held,
-        checks=record.deferrals + 1,
-        problems=result.problems,
-    )
-    readings = snap.summary()
-    if result.verdict == "go":
-        _clear_record(path)
-        context.log.info(f"hardware gate: go after {held:.0f}s held: {result.reason} [{readings}]")
-        return decision
-
-    first = record.first_deferred_at if record.first_deferred_at is not None else now
-    held = max(0.0, now - first)
-    decision = replace(decision, held_seconds=held)
-    if held >= policy.max_wait_seconds:
-        _clear_record(path)
-        raise Failure(
-            description=(
-                f"hardware gate held this step for {held:.0f}s, longer than "
-                f"gate_max_wait_seconds={policy.max_wait_seconds:g}s: {result.reason}. "
-                f"Readings: {readings}"
-            ),
-            metadata=dict(decision.to_metadata()),
-            allow_retries=False,
-        )
-    wait = min(backoff_seconds(policy, record.deferrals, rng), policy.max_wait_seconds - held)
-    wait = max(wait, min(1.0, policy.retry_initial_seconds))
-    try:
-        _store_record(path, StepGateRecord(result.state, first, record.deferrals + 1))
-    except OSError as exc:
-        # The hold still stands; the next check counts the wait from the run's start.
-        context.log.warning(f"hardware gate: cannot keep state in {path}: {exc}")
-    message = (
-        f"hardware gate: hold ({result.state.phase}) for {priority} priority: {result.reason}. "
-        f"Held {held:.0f}s of {policy.max_wait_seconds:g}s; re-check in {wait:.3g}s. "
-        f"Readings: {readings}"
-    )
-    context.log.warning(message)
-    _record_hold(context, decision)
-    raise RetryRequested(
-        max_retries=max_retries_bound(policy), seconds_to_wait=wait
-    ) from GateHeldError(message)
-
-
 __all__ = [
-    "UNKNOWN",
+    "PRIORITIES",
     "Assessment",
     "Evaluation",
-    "GateDecision",
-    "GateHeldError",
     "GatePolicy",
     "GateState",
+    "Level",
+    "Phase",
     "Priority",
-    "StepGateRecord",
+    "Verdict",
     "assess",
     "backoff_seconds",
-    "enforce_heavy_gate",
     "evaluate",
     "max_retries_bound",
     "replay",
-    "step_state_path",
+    "retry_wait",
 ]

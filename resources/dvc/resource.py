@@ -54,6 +54,12 @@ class DvcResource(dg.ConfigurableResource):
         default="",
         description="Remote URL (local path, s3://, gs://, azure://); empty means <home>/dvc-remote.",
     )
+    registry_git_url: str = Field(
+        default="",
+        description="A git remote the registry's pointer commits are pushed to and pulled from, "
+        "so processes with homes of their own (workers on other machines) share one registry; "
+        "empty keeps the registry local.",
+    )
     git_user_name: str = Field(default="efficientai", description="Author of registry commits.")
     git_user_email: str = Field(default="efficientai@localhost", description="Their email.")
 
@@ -108,8 +114,11 @@ class DvcResource(dg.ConfigurableResource):
 
         root = self.root()
         root.mkdir(parents=True, exist_ok=True)
-        if not (root / ".git").exists():
+        if not (root / ".git").exists() and self.registry_git_url:
+            self._git("clone", "-q", self.registry_git_url, ".")
+        elif not (root / ".git").exists():
             self._git("init", "-q", "-b", "main")
+        self._sync_unlocked()
         # CI machines have no global git identity; the registry carries its own.
         self._git("config", "user.name", self.git_user_name)
         self._git("config", "user.email", self.git_user_email)
@@ -122,7 +131,28 @@ class DvcResource(dg.ConfigurableResource):
         self._git("add", ".dvc/config", ".dvcignore")
         if self._git("status", "--porcelain", "--", ".dvc/config", ".dvcignore"):
             self._git("commit", "-q", "-m", "Configure DVC data registry")
+            self._publish_unlocked()
         return root
+
+    def _sync_unlocked(self) -> None:
+        """Fast-forward to the shared registry's newest commit (when one is configured)."""
+        if not self.registry_git_url:
+            return
+        self._git("fetch", "-q", self.registry_git_url, "+refs/heads/main:refs/remotes/origin/main")
+        remote_head = subprocess.run(
+            ["git", "-C", str(self.root()), "rev-parse", "--verify", "-q", "origin/main"],
+            capture_output=True,
+            timeout=_GIT_TIMEOUT_SECONDS,
+            check=False,
+        )
+        if remote_head.returncode == 0:
+            self._git("merge", "-q", "--ff-only", "origin/main")
+
+    def _publish_unlocked(self) -> None:
+        """Push the new pointer commit to the shared registry; a rejected push (another writer
+        got there first) fails the write, which can then run again on the newer registry."""
+        if self.registry_git_url:
+            self._git("push", "-q", self.registry_git_url, "HEAD:refs/heads/main")
 
     def _configure_remote(self, root: Path, remote_url: str) -> None:
         config_path = root / ".dvc" / "config"
@@ -220,6 +250,7 @@ class DvcResource(dg.ConfigurableResource):
         changed = bool(self._git("status", "--porcelain", "--", rel_pointer, rel_gitignore))
         if changed:
             self._git("commit", "-q", "-m", message, "--", rel_pointer, rel_gitignore)
+            self._publish_unlocked()
         return self._pointer_version(relative_path, self._git("rev-parse", "HEAD"), changed)
 
     def _pointer_version(self, relative_path: str, commit: str, changed: bool) -> DvcVersion:
@@ -252,6 +283,8 @@ class DvcResource(dg.ConfigurableResource):
 
     def current_version(self, relative_path: str) -> DvcVersion | None:
         """The committed version of ``relative_path``, or None when it was never versioned."""
+        if self.registry_git_url and (self.root() / ".git").exists():
+            self._sync_unlocked()
         pointer = self.root() / f"{relative_path}.dvc"
         if not pointer.is_file():
             return None

@@ -14,9 +14,10 @@ from typing import TYPE_CHECKING
 from urllib.parse import quote, urlsplit, urlunsplit
 
 import dagster as dg
-from pydantic import Field
+from pydantic import ConfigDict, Field, field_validator
 
 from resources.home import default_home
+from resources.mlflow.bootstrap import prepare_sqlite_store
 
 if TYPE_CHECKING:
     from mlflow import MlflowClient
@@ -29,12 +30,40 @@ _EXPORTED_CREDENTIALS: set[str] = set()
 _MAX_METRICS_PER_BATCH = 1000
 
 
+# Where the credentials of a tracking URI belong instead of inside it.
+USERNAME_ENV = "EFFICIENTAI_MLFLOW_USERNAME"
+PASSWORD_ENV = "EFFICIENTAI_MLFLOW_PASSWORD"
+
+
 class MlflowRunFailed(RuntimeError):
     """Raised when a run cannot be created; the message names the tracking URI."""
 
 
+def credentials_in_uri_error(uri: str, source: str = "the MLflow tracking URI") -> str | None:
+    """Why ``uri`` may not be used, or None. A resource's configuration is stored in every run's
+    snapshot, so a URI must not carry a password (any scheme) nor, for a tracking server, a user
+    (often a token). The message shows the URI with its credentials masked."""
+    parts = urlsplit(uri)
+    server = parts.scheme in ("http", "https")
+    if parts.password is None and not (server and parts.username):
+        return None
+    masked = urlunsplit(parts._replace(netloc="***@" + parts.netloc.rpartition("@")[2]))
+    where = (
+        f"{USERNAME_ENV} and {PASSWORD_ENV}"
+        if server
+        else "the database driver's own variables (PGPASSWORD or ~/.pgpass for PostgreSQL)"
+    )
+    return (
+        f"{source} carries credentials ({masked}); they would be stored in Dagster's run records. "
+        f"Give the URI without them and set {where} instead."
+    )
+
+
 class MlflowResource(dg.ConfigurableResource):
     """Where runs, models and aliases live. Defaults: SQLite + local artifacts under the home."""
+
+    # A refused tracking URI must not reappear in the validation error's text.
+    model_config = ConfigDict(hide_input_in_errors=True)
 
     tracking_uri: str = Field(
         default="",
@@ -59,6 +88,14 @@ class MlflowResource(dg.ConfigurableResource):
         default=2, description="Retries against a tracking server before failing (MLflow's: 7)."
     )
     http_timeout_seconds: int = Field(default=30, description="Per-request timeout.")
+
+    @field_validator("tracking_uri")
+    @classmethod
+    def _no_credentials_in_uri(cls, uri: str) -> str:
+        problem = credentials_in_uri_error(uri)
+        if problem is not None:
+            raise ValueError(problem)
+        return uri
 
     # -- configuration -------------------------------------------------------------------
 
@@ -102,9 +139,8 @@ class MlflowResource(dg.ConfigurableResource):
                 _EXPORTED_CREDENTIALS.discard(variable)
 
     def _ensure_local_store(self) -> None:
-        uri = self.resolved_tracking_uri()
-        if uri.startswith("sqlite:///"):
-            os.makedirs(os.path.dirname(uri.removeprefix("sqlite:///")) or ".", exist_ok=True)
+        """A SQLite store is created and migrated once, under a file lock (``bootstrap``)."""
+        prepare_sqlite_store(self.resolved_tracking_uri(), self.resolved_artifact_root())
 
     def client(self) -> MlflowClient:
         """An ``MlflowClient`` bound to this store (and the fluent API pointed at it too)."""
@@ -180,13 +216,11 @@ class MlflowResource(dg.ConfigurableResource):
 
         client = self.client()
         try:
+            end_unfinished_runs(client)
             experiment_id = self.ensure_experiment(experiment)
             created = client.create_run(experiment_id, run_name=run_name, tags=dict(tags or {}))
         except Exception as error:  # the store is unreachable or refuses the run
-            raise MlflowRunFailed(
-                f"could not create an MLflow run at {self.display_uri()}: "
-                + redact_secrets(str(error), self.resolved_tracking_uri())
-            ) from error
+            raise MlflowRunFailed(self.explain(error, "could not create an MLflow run")) from error
         run_id = created.info.run_id
         status = "FAILED"
         try:
@@ -194,7 +228,36 @@ class MlflowResource(dg.ConfigurableResource):
                 yield run_id
                 status = "FINISHED"
         finally:
-            client.set_terminated(run_id, status=status)
+            try:
+                client.set_terminated(run_id, status=status)
+            except Exception as error:
+                # The server went away mid-run: remember the run, end it FAILED at the next start.
+                remember_unfinished_run(self.resolved_tracking_uri(), run_id)
+                if status == "FINISHED":
+                    raise MlflowRunFailed(
+                        self.explain(error, f"could not end run {run_id}")
+                    ) from error
+                # else the body's own error propagates
+
+    def explain(self, error: BaseException, what: str) -> str:
+        """``what`` failed, in words: a refused login names the user and the URI (never the
+        password), a refused write the missing permission; anything else MLflow's own error."""
+        detail = redact_secrets(str(error), self.resolved_tracking_uri())
+        code = str(getattr(error, "error_code", ""))
+        user = os.environ.get("MLFLOW_TRACKING_USERNAME") or "(none)"
+        if code == "UNAUTHENTICATED" or " 401 " in detail:
+            return (
+                f"{what}: the MLflow server at {self.display_uri()} refused user {user!r} "
+                "(HTTP 401: missing or wrong credentials); check EFFICIENTAI_MLFLOW_USERNAME and "
+                "EFFICIENTAI_MLFLOW_PASSWORD"
+            )
+        if code == "PERMISSION_DENIED" or " 403 " in detail:
+            return (
+                f"{what}: user {user!r} may not write to the MLflow server at "
+                f"{self.display_uri()} (HTTP 403: its permission is READ); ask an MLflow admin "
+                "for EDIT on the experiment or model, or use the pipeline's user"
+            )
+        return f"{what} at {self.display_uri()}: {detail}"
 
     def log_metrics_batch(
         self,
@@ -259,6 +322,47 @@ class MlflowResource(dg.ConfigurableResource):
             return self.client().get_model_version_by_alias(model_name, alias)
         except MlflowException:
             return None
+
+
+def _unfinished_file() -> str:
+    return os.path.join(default_home().mlflow_dir, "unfinished-runs.jsonl")
+
+
+def remember_unfinished_run(tracking_uri: str, run_id: str) -> None:
+    """Record a run this process could not end (its server was down), to end it FAILED later."""
+    import json
+
+    path = _unfinished_file()
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    with open(path, "a") as handle:
+        handle.write(json.dumps({"uri": redact_uri(tracking_uri), "run_id": run_id}) + "\n")
+
+
+def end_unfinished_runs(client: MlflowClient) -> int:
+    """End FAILED every remembered run of this client's server that is still RUNNING; keep the
+    records of other servers. Called at the start of each run, once the server answers."""
+    import json
+
+    path = _unfinished_file()
+    if not os.path.isfile(path):
+        return 0
+    uri = redact_uri(str(client.tracking_uri))
+    with open(path) as handle:
+        records = [json.loads(line) for line in handle if line.strip()]
+    from mlflow.exceptions import MlflowException
+
+    ended, kept = 0, [r for r in records if r["uri"] != uri]
+    for record in [r for r in records if r["uri"] == uri]:
+        try:
+            if client.get_run(record["run_id"]).info.status == "RUNNING":
+                client.set_terminated(record["run_id"], status="FAILED")
+                ended += 1
+        except MlflowException as error:
+            if error.error_code != "RESOURCE_DOES_NOT_EXIST":
+                kept.append(record)  # try again at the next start
+    with open(path, "w") as handle:
+        handle.writelines(json.dumps(r) + "\n" for r in kept)
+    return ended
 
 
 def redact_uri(uri: str) -> str:

@@ -8,9 +8,11 @@ import dagster as dg
 
 from efficientai_assets.defs.data.config import RawDatasetConfig, SplitConfig
 from efficientai_assets.names import (
+    LABEL_COLUMN,
     RAW_DATASET_DIR,
     RAW_DATASET_FILE,
     SPLITS_DIR,
+    TAG_TRIGGER,
     TRAIN_SPLIT_FILE,
     VALIDATION_SPLIT_FILE,
 )
@@ -18,6 +20,8 @@ from resources.dvc.resource import DvcResource, DvcVersion
 
 if TYPE_CHECKING:
     import pandas as pd
+
+    from efficientai_assets.defs.monitoring.retraining import RetrainingRequest
 
 DATA_CODE_VERSION = "1"
 
@@ -48,15 +52,20 @@ def raw_dataset(
     context: dg.AssetExecutionContext, config: RawDatasetConfig, dvc: DvcResource
 ) -> dg.MaterializeResult:
     from efficientai_assets.defs.data.datasets import read_table, sample_digits, validate_dataset
+    from efficientai_assets.defs.monitoring.retraining import RetrainingRequest
 
-    if config.source_path:
+    retraining = RetrainingRequest.from_tags(context.run.tags)
+    extra: dict[str, dg.MetadataValue] = {}
+    if retraining is not None:
+        frame, source, extra = _retraining_data(context, config, dvc, retraining)
+    elif config.source_path:
         source = config.source_path
         frame = validate_dataset(read_table(config.source_path), config.label_column, source)
     else:
         source = "built-in sample (scikit-learn digits)"
         frame = validate_dataset(sample_digits(), config.label_column, source)
-    if config.label_column != "label":
-        frame = frame.rename(columns={config.label_column: "label"})
+    if config.label_column != LABEL_COLUMN and retraining is None:
+        frame = frame.rename(columns={config.label_column: LABEL_COLUMN})
 
     relative = dvc.project_path(RAW_DATASET_DIR)
     dvc.ensure_repo()
@@ -70,11 +79,42 @@ def raw_dataset(
             "source": dg.MetadataValue.text(source),
             "dagster/row_count": dg.MetadataValue.int(len(frame)),
             "columns": dg.MetadataValue.int(len(frame.columns)),
-            "classes": dg.MetadataValue.int(int(frame["label"].nunique())),
+            "classes": dg.MetadataValue.int(int(frame[LABEL_COLUMN].nunique())),
             "preview": _preview(frame),
             **_version_metadata(version),
+            **extra,
         },
     )
+
+
+def _retraining_data(
+    context: dg.AssetExecutionContext,
+    config: RawDatasetConfig,
+    dvc: DvcResource,
+    request: "RetrainingRequest",
+) -> tuple["pd.DataFrame", str, dict[str, dg.MetadataValue]]:
+    """A drift-triggered run's data: the reference window plus the drifted batches its tags name,
+    assembled here (in the step, not in the sensor's tick), validated like any source."""
+    from efficientai_assets.defs.data.datasets import validate_dataset
+    from efficientai_assets.defs.monitoring.retraining import assemble_retraining_data
+
+    if config.source_path:
+        raise dg.Failure(
+            f"this run was requested by the drift sensor (tag {TAG_TRIGGER}) and assembles its "
+            f"own data, but source_path={config.source_path!r} is also set: remove source_path "
+            "from the run config, or launch the run without the drift tags"
+        )
+    source = f"retraining: {request.describe()}"
+    with tempfile.TemporaryDirectory(prefix="efficientai-retraining-") as scratch:
+        frame, new_rows = assemble_retraining_data(dvc, request, Path(scratch))
+    context.log.info("retraining data: %d reference + %d new rows", len(frame) - new_rows, new_rows)
+    metadata: dict[str, dg.MetadataValue] = {
+        "new_rows": dg.MetadataValue.int(new_rows),
+        "drift_partitions": dg.MetadataValue.text(",".join(request.partitions)),
+        "replaced_champion": dg.MetadataValue.text(request.champion_version),
+        "reference_data_md5": dg.MetadataValue.text(request.data_md5),
+    }
+    return validate_dataset(frame, LABEL_COLUMN, source), source, metadata
 
 
 @dg.asset(
@@ -100,7 +140,7 @@ def dataset_splits(
         frame,
         test_size=config.validation_fraction,
         random_state=config.seed,
-        stratify=frame["label"],
+        stratify=frame[LABEL_COLUMN],
     )
     relative = dvc.project_path(SPLITS_DIR)
     staged = dvc.stage()
@@ -120,7 +160,7 @@ def dataset_splits(
             "train_rows": dg.MetadataValue.int(len(train)),
             "validation_rows": dg.MetadataValue.int(len(validation)),
             "class_balance": dg.MetadataValue.md(
-                train["label"].value_counts().sort_index().to_frame("train_rows").to_markdown()
+                train[LABEL_COLUMN].value_counts().sort_index().to_frame("train_rows").to_markdown()
             ),
             **_version_metadata(version),
         },

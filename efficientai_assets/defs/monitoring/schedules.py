@@ -14,12 +14,13 @@ from efficientai_assets.names import (
     MONITORING_JOB,
     MONITORING_SCHEDULE,
 )
+from resources.stack.executor import executor_from_environment
 
 monitoring_job = dg.define_asset_job(
     MONITORING_JOB,
     selection=dg.AssetSelection.assets(INFERENCE_BATCH_ASSET, DRIFT_ASSET),
     partitions_def=daily_partitions,
-    executor_def=dg.in_process_executor,
+    executor_def=executor_from_environment(),
     description="A day's inference batch and its drift report (with the drift-share WARN check).",
 )
 
