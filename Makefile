@@ -18,7 +18,7 @@ export DAGSTER_DISABLE_TELEMETRY := 1
 # dg runs the project in its own .venv; say so, as an activated environment would.
 export VIRTUAL_ENV := $(CURDIR)/$(VENV)
 
-.PHONY: setup run test lint dev serve rollback mlflow-ui bench bench-quick clean-home stack-up stack-run stack-status stack-down stack-worker dashboard health backup restore
+.PHONY: setup run test lint dev serve ray-up serve-ray ray-down rollback mlflow-ui bench bench-quick clean-home stack-up stack-run stack-status stack-down stack-worker dashboard health backup restore
 
 $(UV):
 	$(PYTHON) -m venv .tools
@@ -33,8 +33,8 @@ setup: $(VENV)/.installed
 ## run: materialize every asset on the built-in sample with the embedded defaults
 run: setup
 	$(PY) -m resources.home > /dev/null
-	$(DG) launch --job efficientai_pipeline
-	$(DG) launch --job monitoring_job --partition "$$($(PY) -m efficientai_assets.summary --latest-day)"
+	$(PY) -m resources.supervise -- $(DG) launch --job efficientai_pipeline
+	$(PY) -m resources.supervise -- $(DG) launch --job monitoring_job --partition "$$($(PY) -m efficientai_assets.summary --latest-day)"
 	$(PY) -m efficientai_assets.summary
 
 ## test: the whole test suite on real components
@@ -50,12 +50,29 @@ lint: setup
 ## dev: the Dagster UI (and daemon: schedules, sensors) on http://127.0.0.1:3000
 dev: setup
 	$(PY) -m resources.home > /dev/null
+	$(PY) -m resources.recovery
 	$(DG) dev --host 127.0.0.1 --port 3000
 
 ## serve: serve the current deployment (champion, plus a canary if one is set) on 127.0.0.1:3001
 SERVE_PORT ?= 3001
 serve: setup
-	$(PY) -m efficientai_assets.defs.serving.serve_cli serve --port $(SERVE_PORT)
+	$(PY) -m efficientai_assets.defs.serving.serve_cli serve --port $(SERVE_PORT) --stop-with-parent
+
+## ray-up: a local Ray head on 127.0.0.1 (RAY_PORT, RAY_CPUS); other machines join it (docs/serving.md)
+RAY_PORT ?= 6379
+RAY_CPUS ?= 2
+RAY_STATE := $(EFFICIENTAI_HOME)/ray/head.json
+ray-up: setup
+	$(PY) -m resources.ray up --state $(RAY_STATE) --port $(RAY_PORT) --num-cpus $(RAY_CPUS)
+
+## serve-ray: serve the Ray-backed deployment on the cluster (EFFICIENTAI_RAY_*), replicas under the gate
+serve-ray: setup
+	EFFICIENTAI_RAY_ADDRESS="$${EFFICIENTAI_RAY_ADDRESS:-127.0.0.1:$(RAY_PORT)}" \
+	  $(PY) -m efficientai_assets.defs.serving.serve_cli serve-ray
+
+## ray-down: stop the head started by ray-up (only its processes)
+ray-down: setup
+	$(PY) -m resources.ray down --state $(RAY_STATE)
 
 ## rollback: put the previous champion back in one command: make rollback REASON="why"
 rollback: setup

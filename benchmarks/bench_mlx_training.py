@@ -158,6 +158,7 @@ def run(ctx: Context) -> list[Row]:
         BLAS_ENV_VAR,
         available_libraries,
         describe_blas,
+        pypi_openblas_library,
         training_process_env,
     )
 
@@ -167,8 +168,12 @@ def run(ctx: Context) -> list[Row]:
     choice = describe_blas()
     plain = {k: v for k, v in os.environ.items() if k != "LD_PRELOAD"}
     product_env = training_process_env(plain)
+    fresh = pypi_openblas_library()  # what make run gives a fresh Linux x86-64 machine
+    base_name = "numpy" if no_torch else "torch"
     alternatives = (
-        [] if ctx.quick else [c for c in available_libraries() if c.library != choice.library]
+        []
+        if ctx.quick
+        else [c for c in available_libraries() if c.library not in (choice.library, fresh)]
     )
     rows: list[Row] = []
     timed = f"median of {rounds - 1} interleaved turns of {per_turn} epochs after 1 warm-up"
@@ -191,6 +196,8 @@ def run(ctx: Context) -> list[Row]:
                 "mlx",
                 training_process_env({**plain, BLAS_ENV_VAR: alt.library}),
             )
+        if fresh is not None and fresh != choice.library:
+            configs["mlx-fresh"] = ("mlx", training_process_env({**plain, BLAS_ENV_VAR: fresh}))
         if not no_torch and choice.preloads and not ctx.quick and batch == 256:
             configs["torch-preload"] = ("torch", product_env)
         runs = by_batch[batch] = _interleave(ctx, configs, batch, 1, rounds, per_turn)
@@ -238,6 +245,26 @@ def run(ctx: Context) -> list[Row]:
                 extra={"numpy": numpy_run},
             )
         )
+        fresh_run = runs.get("mlx-fresh", mlx if fresh == choice.library else None)
+        if fresh_run is not None:
+            rows.append(
+                compare(
+                    NAME,
+                    f"{case}: MLX as make run sets up a fresh Linux x86-64 machine (PyPI "
+                    f"OpenBLAS) vs {base_name}",
+                    subject="MLX fresh default",
+                    subject_value=fresh_run["rate"],
+                    baseline=base_name,
+                    baseline_value=runs[base_name]["rate"],
+                    unit="samples/s",
+                    target=None if no_torch else TARGET,
+                    peak_rss_mb=fresh_run["peak_rss_mb"],
+                    note=f"ngsolve-openblas from PyPI (installed by make setup), preloaded into "
+                    f"the training child; {_blas_note(fresh_run)}; {timed}; load avg "
+                    f"{_load(fresh_run)}" + (f"; {no_torch}" if no_torch else ""),
+                    extra={"mlx": fresh_run},
+                )
+            )
         if "mlx-reference" in runs:
             ref = runs["mlx-reference"]
             rows.append(
@@ -317,7 +344,6 @@ def run(ctx: Context) -> list[Row]:
                 )
             )
 
-    base_name = "numpy" if no_torch else "torch"
     one_x = by_batch[256]["mlx"]["rate"]
     for scale in (1,) if ctx.quick else (1, 10, 100):
         if scale == 1:

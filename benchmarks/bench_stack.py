@@ -71,8 +71,9 @@ def _embedded_pipeline(home: Path) -> float:
     )
 
 
-def _throughput(home: Path, workers: int) -> float:
-    """Seconds to run ``independent_heavy_steps`` on ``workers`` heavy workers."""
+def _throughput(home: Path, reps: int, log: Any) -> tuple[list[float], list[float]]:
+    """Seconds to run ``independent_heavy_steps`` on one heavy worker, then on two, ``reps``
+    times alternately, on one stack (the second worker is started and stopped each time)."""
     import dagster as dg
 
     from benchmarks.stack_jobs import independent_heavy_steps
@@ -82,18 +83,27 @@ def _throughput(home: Path, workers: int) -> float:
 
     stack = lifecycle.up(EfficientAIHome(home), WORKSPACE, workers=())
     saved = dict(os.environ)
+    one: list[float] = []
+    two: list[float] = []
     try:
-        for index in range(workers):
-            spec = lifecycle.WorkerSpec(f"bench-heavy-{index}", (HEAVY_QUEUE,))
-            lifecycle.start_worker(stack, spec, extra_env=SINGLE_THREAD)
+        specs = [lifecycle.WorkerSpec(f"bench-heavy-{i}", (HEAVY_QUEUE,)) for i in (0, 1)]
+        lifecycle.start_worker(stack, specs[0], extra_env=SINGLE_THREAD)
         os.environ.update(stack.client_env(secrets=False))
+        job = dg.reconstructable(independent_heavy_steps)
         with dg.DagsterInstance.from_config(str(stack.paths.dagster_home)) as instance:
-            started = time.perf_counter()
-            result = dg.execute_job(dg.reconstructable(independent_heavy_steps), instance=instance)
-            elapsed = time.perf_counter() - started
-            if not result.success:
-                raise RuntimeError(f"independent_heavy_steps failed on {workers} worker(s)")
-        return elapsed
+            dg.execute_job(job, instance=instance)  # warm-up: both sides' imports
+            for rep in range(reps):
+                for times in (one, two):
+                    if times is two:
+                        lifecycle.start_worker(stack, specs[1], extra_env=SINGLE_THREAD)
+                    started = time.perf_counter()
+                    result = dg.execute_job(job, instance=instance)
+                    times.append(time.perf_counter() - started)
+                    if not result.success:
+                        raise RuntimeError("independent_heavy_steps failed on the stack")
+                stack.stop_service(specs[1].name)
+                log(f"rep {rep}: one worker {one[-1]:.1f} s, two workers {two[-1]:.1f} s")
+        return one, two
     finally:
         os.environ.clear()
         os.environ.update(saved)
@@ -114,12 +124,7 @@ def run(ctx: Context) -> list[Row]:
             f"rep {rep}: stack {elapsed:.1f} s (+{startup:.1f} s up), "
             f"embedded {embedded_times[-1]:.1f} s"
         )
-    one: list[float] = []
-    two: list[float] = []
-    for rep in range(reps):
-        one.append(_throughput(ctx.scratch / f"one-{rep}", 1))
-        two.append(_throughput(ctx.scratch / f"two-{rep}", 2))
-        ctx.log(f"rep {rep}: one worker {one[-1]:.1f} s, two workers {two[-1]:.1f} s")
+    one, two = _throughput(ctx.scratch / "throughput", reps, ctx.log)
     detail: dict[str, Any] = {"stack_startup_s": startups}
     return [
         compare(

@@ -16,6 +16,7 @@ from pathlib import Path
 
 from efficientai_assets.defs.training.config import TrainingConfig
 from efficientai_assets.names import (
+    CANDIDATE_ASSET,
     CHALLENGER_ALIAS,
     CHAMPION_ALIAS,
     LABEL_COLUMN,
@@ -23,6 +24,12 @@ from efficientai_assets.names import (
     RAW_DATASET_DIR,
     RAW_DATASET_FILE,
     SPLITS_DIR,
+    TAG_CODE_VERSION,
+    TAG_CONFIG_HASH,
+    TAG_DAGSTER_ASSET_KEY,
+    TAG_DAGSTER_RUN_ID,
+    TAG_DATA_MD5,
+    TAG_FINGERPRINT,
     TRAIN_SPLIT_FILE,
     TRAINING_EXPERIMENT,
     VALIDATION_SPLIT_FILE,
@@ -42,6 +49,8 @@ def main(home_root: str, day: str) -> None:
     from efficientai_assets.defs.serving.bentos import build_bento_for_version, served_model
     from efficientai_assets.defs.serving.ledger import record_in_mlflow
     from efficientai_assets.defs.training.blas import training_process_env
+    from efficientai_assets.defs.training.candidate import TRAINING_CODE_VERSION
+    from efficientai_assets.defs.training.memo import MemoKey
     from efficientai_assets.defs.training.registry import evaluate_on_validation, log_mlx_model
     from efficientai_assets.defs.training.train_worker import TrainingRequest, run_training_process
     from efficientai_assets.models.mlp import TrainingParams
@@ -83,7 +92,22 @@ def main(home_root: str, day: str) -> None:
         seed=config.seed,
     )
     name = mlflow.model_name(MODEL_NAME)
-    with mlflow.run(TRAINING_EXPERIMENT, "plain-script") as run_id:
+    # The provenance the product's candidate step records on its run and version: the pipeline
+    # loads only versions that carry it (promotion.origin_refusal).
+    key = MemoKey.for_training(
+        splits.md5,
+        TRAINING_CODE_VERSION,
+        {**config.training_fingerprint_fields(), "batch_size": params.batch_size, "device": "cpu"},
+    )
+    provenance = {
+        TAG_DAGSTER_RUN_ID: "plain-script",
+        TAG_DAGSTER_ASSET_KEY: CANDIDATE_ASSET,
+        TAG_DATA_MD5: splits.md5,
+        TAG_CODE_VERSION: TRAINING_CODE_VERSION,
+        TAG_CONFIG_HASH: key.config_hash,
+        TAG_FINGERPRINT: key.fingerprint,
+    }
+    with mlflow.run(TRAINING_EXPERIMENT, "plain-script", provenance) as run_id:
         mlflow.log_params(run_id, config.training_fingerprint_fields())
         with tempfile.TemporaryDirectory() as scratch:
             result = run_training_process(
@@ -106,7 +130,7 @@ def main(home_root: str, day: str) -> None:
             )
             feature_columns = [c for c in train.columns if c != LABEL_COLUMN]
             model_uri = log_mlx_model(result, feature_columns)
-    version = mlflow_lib.register_model(model_uri, name)
+    version = mlflow_lib.register_model(model_uri, name, tags=provenance)
     client = mlflow.client()
     client.set_registered_model_alias(name, CHALLENGER_ALIAS, version.version)
     client.set_registered_model_alias(name, CHAMPION_ALIAS, version.version)
@@ -134,10 +158,16 @@ def main(home_root: str, day: str) -> None:
     record_in_mlflow(mlflow, record, None)
 
     # monitoring
+    # The same split as the product: the verdict now, Evidently's report from its child process.
     batch = simulate_batch(InferenceBatchConfig(), day)
     schema = DriftSchema.for_features(feature_columns, LABEL_COLUMN)
-    drift = evidently.compute(pd.read_parquet(folder / TRAIN_SPLIT_FILE), batch, schema)
-    drift.save(home.reports / day)
+    train_split = pd.read_parquet(folder / TRAIN_SPLIT_FILE)
+    profile, _ = evidently.reference_profile(splits.md5, lambda: train_split, schema)
+    drift = evidently.decide(profile, batch, schema)
+    batch_file = home.reports / day / "batch.parquet"
+    batch_file.parent.mkdir(parents=True, exist_ok=True)
+    batch.to_parquet(batch_file, index=False)
+    evidently.publish(drift, profile, batch_file, home.reports / day)
     champion_accuracy(mlflow, version, batch)
 
 

@@ -27,13 +27,20 @@ _WHAT_TO_SHOW: tuple[tuple[str, tuple[str, ...]], ...] = (
     (DATASET_SPLITS_ASSET, ("train_rows", "validation_rows", "dvc_md5")),
     (
         CANDIDATE_ASSET,
-        ("model_name", "model_version", "memoized", "val_accuracy", "mlflow_run_url"),
+        ("model_name", "model_version", "memoized", "val_accuracy", "blas", "mlflow_run_url"),
     ),
     (CHAMPION_ASSET, ("champion_version", "promoted", "reason")),
     (BENTO_ASSET, ("bento_tag", "bento_path")),
     (DEPLOYMENT_ASSET, ("live_bento", "canary_share")),
     (INFERENCE_BATCH_ASSET, ("dagster/row_count", "source")),
     (DRIFT_ASSET, ("drift_share", "drifted_count", "report_path")),
+)
+
+
+_SLOW_BLAS = (
+    "training used the mlx wheel's reference BLAS (correct, ~30x slower GEMMs): install a fast "
+    "one and the next training picks it up — apt-get install libopenblas0-pthread (Debian/Ubuntu),"
+    " dnf install openblas-threads (Fedora), or pip install mkl (x86-64); docs/performance.md"
 )
 
 
@@ -61,6 +68,12 @@ def main() -> None:
         metadata = event.asset_materialization.metadata
         shown = [f"{key}={_text(metadata[key])}" for key in keys if key in metadata]
         print(f"  {asset}: " + ", ".join(shown))
+        if (
+            asset == CANDIDATE_ASSET
+            and "blas" in metadata
+            and _text(metadata["blas"]) == "reference"
+        ):
+            print(f"    {_SLOW_BLAS}")
 
 
 if __name__ == "__main__":

@@ -11,7 +11,7 @@ from resources.bentoml.store import BentoMLResource
 from resources.dvc.resource import DvcResource
 from resources.evidently.resource import EvidentlyResource
 from resources.hardware.resource import HardwareResource
-from resources.home import EfficientAIHome
+from resources.home import EfficientAIHome, validate_namespace
 from resources.mlflow.resource import MlflowResource, credentials_in_uri_error
 
 DEFAULT_NAMESPACE = "efficientai"
@@ -38,7 +38,9 @@ def build_resources(
     """Every resource the assets use. ``home=None`` resolves EFFICIENTAI_HOME when a run starts;
     a given home pins every store under it (tests, scripts). Remote stores come from the
     environment: ``EFFICIENTAI_MLFLOW_TRACKING_URI``, ``EFFICIENTAI_DVC_REMOTE_URL`` and the
-    credentials ``EFFICIENTAI_MLFLOW_USERNAME`` / ``EFFICIENTAI_MLFLOW_PASSWORD``."""
+    credentials ``EFFICIENTAI_MLFLOW_USERNAME`` / ``EFFICIENTAI_MLFLOW_PASSWORD``. A namespace
+    that is not a plain name (``EFFICIENTAI_PROJECT=../x``) is refused before anything is wired."""
+    validate_namespace(namespace, "the project namespace (EFFICIENTAI_PROJECT)")
     tracking_uri = _tracking_uri_from_env() or ""
     # A tracking server (the team stack's) stores artifacts where it decides and serves its UI.
     server = tracking_uri.startswith(("http://", "https://"))

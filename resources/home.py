@@ -14,6 +14,7 @@ Layout (other tools and checks rely on it)::
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -22,6 +23,29 @@ from resources.mlflow.bootstrap import prepare_sqlite_store
 
 HOME_ENV_VAR = "EFFICIENTAI_HOME"
 DEFAULT_HOME_DIRNAME = ".efficientai"
+
+# A project namespace prefixes experiments, registered models and bentos, and names the project's
+# folder in the data registry, so it is a plain name: never a path, never ``..``.
+NAMESPACE_PATTERN = re.compile(r"[a-z0-9][a-z0-9._-]{0,63}")
+
+
+def namespace_problem(namespace: object, source: str = "the project namespace") -> str | None:
+    """Why ``namespace`` may not be used, or None. The one validator of namespaces: the code
+    location (``EFFICIENTAI_PROJECT``), every resource that takes one, and the client call it."""
+    if isinstance(namespace, str) and NAMESPACE_PATTERN.fullmatch(namespace):
+        return None
+    return (
+        f"{source} {namespace!r} must be 1-64 characters of lowercase letters, digits, "
+        "'.', '_' or '-', starting with a letter or digit (a plain name, not a path)"
+    )
+
+
+def validate_namespace(namespace: object, source: str = "the project namespace") -> str:
+    """``namespace`` when it is a plain name; a ``ValueError`` saying what one looks like if not."""
+    problem = namespace_problem(namespace, source)
+    if problem is not None:
+        raise ValueError(problem)
+    return str(namespace)
 
 
 @dataclass(frozen=True)
@@ -79,12 +103,21 @@ class EfficientAIHome:
 
     @property
     def lock_file(self) -> Path:
-        """Held while the home's layout and stores are created (``ensure_layout``, ``prepare``)."""
+        """Held while the home's layout and stores are created (``ensure_layout``)."""
         return self.root / ".home.lock"
 
+    @property
+    def stores_ready_marker(self) -> Path:
+        """Written once the embedded stores exist, so later opens skip creating them."""
+        return self.root / ".stores-ready"
+
     def ensure_layout(self) -> None:
-        """Create every folder and, when missing, the Dagster instance config (never overwritten),
-        under the home's lock: a process that finds ``dagster.yaml`` finds it whole."""
+        """Create every folder, the Dagster instance config when missing (never overwritten once
+        edited) and, the first time, every embedded store, created and migrated once under the
+        home's lock before anything else opens them: the Dagster instance's storage (as
+        ``dagster.yaml`` declares it) and the MLflow SQLite store (unless
+        ``EFFICIENTAI_MLFLOW_TRACKING_URI`` names another). Any number of processes may open a
+        fresh home at once; each finds the stores whole."""
         self.root.mkdir(parents=True, exist_ok=True)
         with file_lock(self.lock_file):
             for folder in (
@@ -96,20 +129,19 @@ class EfficientAIHome:
                 self.reports,
             ):
                 folder.mkdir(parents=True, exist_ok=True)
-            if not self.dagster_yaml.exists():
+            if not self.dagster_yaml.exists() or (
+                self.dagster_yaml.read_text() in _EARLIER_DAGSTER_YAMLS
+            ):
                 write_atomically(self.dagster_yaml, DAGSTER_YAML)
+            if not self.stores_ready_marker.exists():
+                self._create_stores()
+                write_atomically(self.stores_ready_marker, "")
 
-    def prepare(self) -> None:
-        """The layout, then every embedded store created and migrated once, under the home's lock,
-        before anything else opens them: the Dagster instance's storage (as ``dagster.yaml``
-        declares it) and the MLflow SQLite store (unless ``EFFICIENTAI_MLFLOW_TRACKING_URI``
-        names another store). Concurrent first uses of a fresh home all succeed."""
-        self.ensure_layout()
-        with file_lock(self.lock_file):
-            import dagster as dg
+    def _create_stores(self) -> None:
+        import dagster as dg
 
-            with dg.DagsterInstance.from_config(str(self.dagster_home)):
-                pass
+        with dg.DagsterInstance.from_config(str(self.dagster_home)):
+            pass
         configured = os.environ.get("EFFICIENTAI_MLFLOW_TRACKING_URI")
         prepare_sqlite_store(configured or self.mlflow_tracking_uri, str(self.mlflow_artifacts))
 
@@ -117,10 +149,15 @@ class EfficientAIHome:
 # The embedded Dagster instance: SQLite storage in DAGSTER_HOME; heavy MLX assets share pools whose
 # default limit is 1 (op granularity). Run monitoring (in the daemon of `make dev`) frees the slots
 # of ended runs and fails a run still STARTED after max_runtime_seconds, a run whose process died
-# included; `python -m resources.recovery` applies the same bound, and a liveness check of the
-# run's process, when no daemon runs (docs/operations.md).
+# included; `resources.recovery` applies the same bound, and a liveness check of the run's process,
+# before every launch: `make run` (through `resources.supervise`) and every run submitted to the
+# queue (the UI's, schedules', sensors': its run coordinator).
+# See docs/operations.md.
 MAX_RUNTIME_SECONDS = 4 * 3600
 DAGSTER_YAML = f"""\
+run_coordinator:
+  module: resources.recovery
+  class: RecoveringRunCoordinator
 concurrency:
   pools:
     granularity: op
@@ -135,6 +172,23 @@ telemetry:
 """
 
 
+# Earlier defaults, replaced when found unedited: a home made before the run-recovery bound.
+_EARLIER_DAGSTER_YAMLS = (
+    """\
+concurrency:
+  pools:
+    granularity: op
+    default_limit: 1
+run_monitoring:
+  enabled: true
+  poll_interval_seconds: 30
+  free_slots_after_run_end_seconds: 60
+telemetry:
+  enabled: false
+""",
+)
+
+
 def default_home() -> EfficientAIHome:
     return EfficientAIHome.from_env()
 
@@ -143,7 +197,7 @@ def main() -> None:
     """``python -m resources.home``: create the home and its stores (once, under the home's lock)
     and print the variables that point at it."""
     home = default_home()
-    home.prepare()
+    home.ensure_layout()
     print(f"export {HOME_ENV_VAR}={home.root}")
     print(f"export DAGSTER_HOME={home.dagster_home}")
     print(f"export BENTOML_HOME={home.bentoml_home}")

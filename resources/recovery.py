@@ -54,15 +54,20 @@ class RecoveredRun:
 class RecoveryReport:
     failed_runs: list[RecoveredRun]
     ended_mlflow_runs: list[str]
+    problems: list[str]
 
     def lines(self) -> list[str]:
-        return [
-            f"recovery: run {run.run_id} ({run.job_name}) marked failed: {run.reason}"
-            for run in self.failed_runs
-        ] + [
-            f"recovery: MLflow run {run_id} ended FAILED (its Dagster run had ended)"
-            for run_id in self.ended_mlflow_runs
-        ]
+        return (
+            [
+                f"recovery: run {run.run_id} ({run.job_name}) marked failed: {run.reason}"
+                for run in self.failed_runs
+            ]
+            + [
+                f"recovery: MLflow run {run_id} ended FAILED (its Dagster run had ended)"
+                for run_id in self.ended_mlflow_runs
+            ]
+            + [f"recovery: {problem}" for problem in self.problems]
+        )
 
 
 def process_alive(pid: int, recorded_at: float) -> bool:
@@ -209,12 +214,18 @@ def end_orphaned_mlflow_runs(
 def recover(instance: dg.DagsterInstance, mlflow: MlflowResource | None) -> RecoveryReport:
     """Fail dead runs, free their slots, end their MLflow runs (see the module docstring)."""
     failed = fail_dead_runs(instance)
-    ended = (
-        end_orphaned_mlflow_runs(instance, mlflow, (run.run_id for run in failed))
-        if mlflow is not None
-        else []
-    )
-    return RecoveryReport(failed, ended)
+    ended: list[str] = []
+    problems: list[str] = []
+    if mlflow is not None:
+        try:
+            ended = end_orphaned_mlflow_runs(instance, mlflow, (run.run_id for run in failed))
+        except Exception as error:  # an unreachable tracking server must not stop a launch
+            first_line = (str(error).splitlines() or [""])[0][:300]
+            problems.append(
+                f"MLflow runs of dead runs not ended ({mlflow.display_uri()}): {first_line}; "
+                "the next start tries again"
+            )
+    return RecoveryReport(failed, ended, problems)
 
 
 def mlflow_from_environment() -> MlflowResource:
@@ -224,19 +235,20 @@ def mlflow_from_environment() -> MlflowResource:
     return build_resources(os.environ.get("EFFICIENTAI_PROJECT", DEFAULT_NAMESPACE))["mlflow"]
 
 
-class RecoveringRunLauncher(dg.DefaultRunLauncher):
-    """The default run launcher (``make dev``'s webserver and daemon launch with it), recovering
-    dead runs before each launch: a run launched from the UI never waits on the pool slot of a
-    run whose process died. Configured in the home's ``dagster.yaml``."""
+class RecoveringRunCoordinator(dg.QueuedRunCoordinator):
+    """Dagster's run queue (``make dev``'s UI, schedules and sensors submit runs to it), which
+    recovers dead runs whenever a run is submitted: the daemon dequeues a run only when its pool
+    has a free slot, so a slot held by a dead run would keep every later run queued. Configured
+    in the home's ``dagster.yaml``."""
 
-    def launch_run(self, context: Any) -> None:
+    def submit_run(self, context: Any) -> Any:
         try:
             report = recover(self._instance, mlflow_from_environment())
             for line in report.lines():
                 self._instance.report_engine_event(line, context.dagster_run)
-        except Exception as error:  # recovery must never stop a launch
+        except Exception as error:  # recovery must never stop a submission
             logging.getLogger(__name__).warning("run recovery skipped: %s", error)
-        super().launch_run(context)
+        return super().submit_run(context)
 
 
 def main(argv: Sequence[str] | None = None) -> None:

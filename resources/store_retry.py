@@ -15,7 +15,7 @@ import functools
 import random
 import re
 from collections.abc import Callable, Iterator
-from typing import Any, TypeVar, cast
+from typing import Any, TypeVar, cast, overload
 
 import dagster as dg
 
@@ -103,9 +103,13 @@ def is_transient(error: BaseException) -> bool:
     return any(_transient_by_itself(link) for link in _chain(error))
 
 
-def backoff_seconds(retry_number: int, rng: random.Random | None = None) -> float:
+def backoff_seconds(
+    retry_number: int,
+    base_delay_seconds: float = BASE_DELAY_SECONDS,
+    rng: random.Random | None = None,
+) -> float:
     """The wait before retry ``retry_number + 1``: exponential, capped, with jitter."""
-    delay = min(MAX_DELAY_SECONDS, BASE_DELAY_SECONDS * 2**retry_number)
+    delay = min(MAX_DELAY_SECONDS, base_delay_seconds * 2**retry_number)
     factor = (rng or random).uniform(1 - JITTER, 1 + JITTER)
     return delay * factor
 
@@ -118,33 +122,53 @@ def _context_of(args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
     return candidate if hasattr(candidate, "retry_number") else None
 
 
-def retry_transient_store_errors(step: F) -> F:
+@overload
+def retry_transient_store_errors(step: F) -> F: ...
+
+
+@overload
+def retry_transient_store_errors(
+    *, max_retries: int = ..., base_delay_seconds: float = ...
+) -> Callable[[F], F]: ...
+
+
+def retry_transient_store_errors(
+    step: F | None = None,
+    *,
+    max_retries: int = MAX_RETRIES,
+    base_delay_seconds: float = BASE_DELAY_SECONDS,
+) -> F | Callable[[F], F]:
     """Decorate a step function (under ``@dg.asset``/``@dg.op``, taking ``context`` first): a
-    transient store error is retried with backoff and jitter; any other error propagates as is.
-    """
+    transient store error is retried, at most ``max_retries`` times, after an exponential wait
+    from ``base_delay_seconds`` with jitter; any other error propagates as it is (no retry).
+    Use bare (``@retry_transient_store_errors``) or with arguments."""
 
-    @functools.wraps(step)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        try:
-            return step(*args, **kwargs)
-        except (dg.RetryRequested, dg.Failure):
-            raise
-        except Exception as error:
-            context = _context_of(args, kwargs)
-            if context is None or not is_transient(error):
+    def decorate(function: F) -> F:
+        @functools.wraps(function)
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            try:
+                return function(*args, **kwargs)
+            except (dg.RetryRequested, dg.Failure):
                 raise
-            retry_number = int(context.retry_number)
-            if retry_number >= MAX_RETRIES:
-                raise
-            wait = backoff_seconds(retry_number)
-            context.log.warning(
-                "transient store error (%s), attempt %d of %d; retrying in %.1f s: %s",
-                type(error).__name__,
-                retry_number + 1,
-                MAX_RETRIES + 1,
-                wait,
-                str(error).splitlines()[0][:300] if str(error) else "",
-            )
-            raise dg.RetryRequested(max_retries=MAX_RETRIES, seconds_to_wait=wait) from error
+            except Exception as error:
+                context = _context_of(args, kwargs)
+                if context is None or not is_transient(error):
+                    raise
+                retry_number = int(context.retry_number)
+                if retry_number >= max_retries:
+                    raise
+                wait = backoff_seconds(retry_number, base_delay_seconds)
+                first_line = str(error).splitlines()[0][:300] if str(error) else ""
+                context.log.warning(
+                    "transient store error (%s), attempt %d of %d; retrying in %.1f s: %s",
+                    type(error).__name__,
+                    retry_number + 1,
+                    max_retries + 1,
+                    wait,
+                    first_line,
+                )
+                raise dg.RetryRequested(max_retries=max_retries, seconds_to_wait=wait) from error
 
-    return cast(F, wrapper)
+        return cast(F, wrapper)
+
+    return decorate(step) if step is not None else decorate

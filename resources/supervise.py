@@ -29,9 +29,13 @@ _STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
 
 
 def _recover() -> None:
-    from resources.recovery import main as recover
+    """Recover dead runs; a failure to do so is reported and never stops the launch."""
+    try:
+        from resources.recovery import main as recover
 
-    recover([])
+        recover([])
+    except Exception as error:
+        print(f"supervise: run recovery failed, launching anyway: {error}", file=sys.stderr)
 
 
 def supervise(command: Sequence[str], grace_seconds: float = GRACE_SECONDS) -> int:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -22,7 +23,7 @@ from conftest import FAST_TRAINING
 from resources.dvc.resource import DvcResource, DvcVersioningError
 from resources.home import EfficientAIHome
 from resources.mlflow.resource import MlflowResource, MlflowRunFailed
-from resources.stack import backing, launch, lifecycle
+from resources.stack import backing, launch, lifecycle, processes
 from resources.stack.processes import port_open
 from resources.stack.services import Stack
 from resources.stack.settings import (
@@ -135,7 +136,7 @@ def test_monitoring_day_runs_on_the_stack_after_the_pipeline(
 
 
 def test_wrong_password_is_refused_with_401_naming_user_and_uri_not_the_password(
-    stack: Stack, pipeline_run: str
+    stack: Stack,
 ) -> None:
     wrong = "not-the-password-" + "x" * 12
     with pytest.raises(MlflowRunFailed) as raised, _mlflow(stack, password=wrong).run("t", "r"):
@@ -145,19 +146,18 @@ def test_wrong_password_is_refused_with_401_naming_user_and_uri_not_the_password
     assert wrong not in message
 
 
-def test_read_only_user_writing_gets_403_with_a_clear_message(
-    stack: Stack, pipeline_run: str
-) -> None:
+def test_read_only_user_writing_gets_403_with_a_clear_message(stack: Stack) -> None:
+    _mlflow(stack).ensure_experiment("shared")  # the pipeline's user owns it; others may read
     lifecycle.ensure_mlflow_user(stack, "viewer", "viewer-password-1234")
     viewer = _mlflow(stack, user="viewer", password="viewer-password-1234")
-    with pytest.raises(MlflowRunFailed) as raised, viewer.run("training", "should not exist"):
+    with pytest.raises(MlflowRunFailed) as raised, viewer.run("shared", "should not exist"):
         pass
     assert "403" in str(raised.value) and "'viewer'" in str(raised.value)
     assert "READ" in str(raised.value)
 
 
 def test_tracking_server_down_mid_run_fails_in_seconds_and_the_run_ends_failed_later(
-    stack: Stack, pipeline_run: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    stack: Stack, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("EFFICIENTAI_HOME", str(tmp_path / "client-home"))
     mlflow = _mlflow(stack)
@@ -168,6 +168,8 @@ def test_tracking_server_down_mid_run_fails_in_seconds_and_the_run_ends_failed_l
         mlflow.log_params(run_id, {"epochs": 1})
     assert time.monotonic() - started < 30
     assert f"127.0.0.1:{stack.state.ports['mlflow']}" in str(raised.value)
+    remembered = tmp_path / "client-home" / "mlflow" / "unfinished-runs.jsonl"
+    assert run_id in remembered.read_text()
     stack.wait_ready("mlflow", stack.start_service("mlflow"))
     with mlflow.run("outage", "next") as next_run:
         assert next_run != run_id
@@ -209,6 +211,75 @@ def test_next_run_works_after_postgres_drops_every_connection(
         run_config={"ops": {"deployment": {"config": {"reason": "after reconnect"}}}},
     )
     assert launch.wait(stack, run_id, timeout_seconds=600) == "SUCCESS"
+
+
+def _training_runs(mlflow: MlflowResource, run_id: str) -> list[Any]:
+    experiment = mlflow.client().get_experiment_by_name(mlflow.experiment_name("training"))
+    assert experiment is not None
+    query = f"tags.`dagster.run_id` = '{run_id}' and tags.`dagster.asset_key` = 'candidate_model'"
+    return list(mlflow.client().search_runs([experiment.experiment_id], query))
+
+
+def test_a_worker_killed_mid_step_hands_the_step_on_and_its_mlflow_run_ends_failed(
+    stack: Stack, pipeline_run: str
+) -> None:
+    stack.stop_service("worker-heavy")
+    for name in ("worker-a", "worker-b"):
+        lifecycle.start_worker(stack, lifecycle.WorkerSpec(name, ("heavy",)))
+    # A configuration not trained before: the candidate step really trains (no reuse).
+    config = {
+        "ops": {"candidate_model": {"config": {**FAST_TRAINING, "epochs": 9}}},
+        "resources": PERMISSIVE_GATE,
+    }
+    run_id = launch.submit(stack, "training_job", run_config=config)
+    mlflow = _mlflow(stack)
+    victim = ""
+    deadline = time.monotonic() + 600
+    while time.monotonic() < deadline:
+        with _instance(stack) as instance:
+            victim = _celery_workers_by_step(instance, run_id).get("candidate_model", "")
+        if victim and any(r.info.status == "RUNNING" for r in _training_runs(mlflow, run_id)):
+            break
+        time.sleep(0.5)
+    assert victim, "the candidate step never started"
+    victim_name = victim.split("@")[0]
+    managed = processes.read(victim_name, stack.paths.pids, stack.paths.logs)
+    assert managed is not None
+    processes.kill(managed, signal.SIGKILL)
+    killed_at = time.monotonic()
+    try:
+        assert launch.wait(stack, run_id, timeout_seconds=600) == "SUCCESS"
+    finally:
+        for name in ("worker-a", "worker-b"):
+            stack.stop_service(name)
+    assert time.monotonic() - killed_at < 600
+    with _instance(stack) as instance:
+        survivor = _celery_workers_by_step(instance, run_id)["candidate_model"]
+        heavy_pool = instance.event_log_storage.get_concurrency_info("heavy")
+    assert survivor.split("@")[0] != victim_name
+    assert sorted(r.info.status for r in _training_runs(mlflow, run_id)) == ["FAILED", "FINISHED"]
+    assert heavy_pool.active_slot_count == 0
+
+
+def test_drift_on_a_monitoring_day_triggers_a_retraining_run_on_the_stack(
+    stack: Stack, pipeline_run: str
+) -> None:
+    from efficientai_assets.defs.monitoring.assets import daily_partitions
+
+    day = daily_partitions.get_partition_keys()[-2]
+    drifted = {"ops": {"inference_batch": {"config": {"shift": "sudden"}}}}
+    monitoring = launch.submit(stack, "monitoring_job", partition=day, run_config=drifted)
+    assert launch.wait(stack, monitoring, timeout_seconds=600) == "SUCCESS"
+    # The daemon's drift sensor reads the report and requests a retraining run by itself.
+    deadline = time.monotonic() + 600
+    retraining = None
+    while retraining is None and time.monotonic() < deadline:
+        with _instance(stack) as instance:
+            runs = instance.get_runs(dg.RunsFilter(tags={"efficientai/trigger": "drift"}))
+        retraining = runs[0] if runs else None
+        time.sleep(2)
+    assert retraining is not None, "the drift sensor requested no retraining run"
+    assert launch.wait(stack, retraining.run_id, timeout_seconds=840) == "SUCCESS"
 
 
 def test_a_worker_with_its_own_home_joins_and_takes_the_heavy_steps(

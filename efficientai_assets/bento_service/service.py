@@ -4,22 +4,38 @@ Served with ``bentoml serve <bento tag>``. The model comes from the bento's own 
 (``bentoml.models.BentoModel``); weights are read with ``MLXClassifier.load_dir`` (safetensors +
 JSON config, never pickle) on the device MLX offers. A model that is missing or corrupt leaves the
 server up but not ready: ``/readyz`` answers 503 and ``predict`` answers 503 with the reason.
+
+Concurrent requests are merged by the project's ``MicroBatcher`` (BentoML's own batching is off:
+see ``batching`` for why), behind a queue bounded in rows and a cap on requests in flight; what
+does not fit gets 503 with ``Retry-After``. A row whose probabilities are not finite (inputs
+within float32 range can still overflow inside the model) gets 400 naming the row, so no
+response ever carries a bare ``NaN``.
 """
 
 # No ``from __future__ import annotations``: BentoML derives the API schemas from the annotations.
 
+import gc
 import logging
 import os
 from typing import Any, cast
 
 import bentoml
 import numpy as np
+import pydantic_core
 from bentoml.exceptions import ServiceUnavailable
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import JSONResponse
+from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from efficientai_assets.bento_service.answers import (
+    load_checked,
+    metadata_document,
+    non_finite_message,
+    not_loaded_reason,
+    predictions,
+)
+from efficientai_assets.bento_service.batching import MicroBatcher, Overloaded
 from efficientai_assets.bento_service.middleware import EdgeGuardMiddleware
 from efficientai_assets.bento_service.schemas import Prediction, make_request_model
 from efficientai_assets.bento_service.settings import ServingSettings, load_settings
@@ -47,20 +63,53 @@ class ModelState:
 STATE = ModelState()
 
 
+def _infer(rows: np.ndarray) -> np.ndarray:
+    classifier = STATE.classifier
+    if classifier is None:
+        raise ServiceUnavailable(STATE.not_ready_reason() or "model not loaded")
+    return cast("np.ndarray", classifier.predict_proba(rows))
+
+
+BATCHER = MicroBatcher(
+    _infer,
+    max_batch_rows=SETTINGS.max_batch_size,
+    max_queue_rows=SETTINGS.max_queue_rows,
+    max_wait_ms=SETTINGS.max_latency_ms,
+    merge=SETTINGS.adaptive_batching,
+)
+
+
+def _answer(proba: np.ndarray, classes: tuple[int, ...]) -> Any:
+    """The ``list[Prediction]`` response, encoded once by pydantic-core.
+
+    BentoML would validate the output into its IO model and encode it with the standard library:
+    27 ms for 512 rows against 5 ms here, half of a large request's cost. The shape is the
+    declared ``Prediction`` one (the schema BentoML publishes is unchanged).
+    """
+    return Response(
+        pydantic_core.to_json(predictions(proba, classes)), media_type="application/json"
+    )
+
+
+def _refusal(status: int, message: str, headers: dict[str, str] | None = None) -> Any:
+    """A JSON error BentoML sends as is (it passes a returned ``Response`` through untouched)."""
+    return JSONResponse({"error": message}, status_code=status, headers=headers)
+
+
 def _metadata(_: Request) -> JSONResponse:
+    batching = {
+        **BATCHER.describe(),
+        "max_in_flight": SETTINGS.max_in_flight,
+        "max_in_flight_bytes": SETTINGS.max_in_flight_bytes,
+    }
     return JSONResponse(
-        {
-            **SETTINGS.labels(),
-            "bento_model_tag": SETTINGS.bento_model_tag,
-            "classes": list(SETTINGS.classes),
-            "n_features": SETTINGS.n_features,
-            "max_rows": SETTINGS.max_rows,
-            "max_body_bytes": SETTINGS.max_body_bytes,
-            "device": STATE.device,
-            "ready": STATE.classifier is not None,
-            "not_ready_reason": STATE.not_ready_reason(),
-            "auth_required": bool(os.environ.get(SETTINGS.token_env)),
-        }
+        metadata_document(
+            SETTINGS,
+            device=STATE.device,
+            not_ready_reason=STATE.not_ready_reason(),
+            auth_required=bool(os.environ.get(SETTINGS.token_env)),
+            extra={"batching": batching},
+        )
     )
 
 
@@ -95,26 +144,17 @@ class MLXClassifierService:
     def load_model(self) -> None:
         """Load the weights once per worker; any failure is kept as the not-ready reason."""
         try:
-            import mlx.core as mx
-
-            from efficientai_assets.models.mlp import MLXClassifier, best_device_name
-
-            device = best_device_name()
-            mx.set_default_device(mx.gpu if device == "gpu" else mx.cpu)
-            classifier = MLXClassifier.load_dir(self.stored_model.path)
-            if classifier.config.n_features != SETTINGS.n_features:
-                raise ValueError(
-                    f"model expects {classifier.config.n_features} features, "
-                    f"the bento was built for {SETTINGS.n_features}"
-                )
-            probe = classifier.predict_proba(np.zeros((1, SETTINGS.n_features), dtype=np.float32))
-            if not np.all(np.isfinite(probe)):
-                raise ValueError("the weights produce non-finite probabilities")
+            classifier, device = load_checked(self.stored_model.path, SETTINGS)
         except Exception as error:  # corrupt or missing files: stay up, report not ready
-            STATE.error = f"model {SETTINGS.bento_model_tag} failed to load: {error}"
+            STATE.error = not_loaded_reason(SETTINGS, error)
             logger.error(STATE.error)
             return
         STATE.classifier, STATE.device, STATE.error = classifier, device, None
+        # Everything imported and loaded so far lives as long as the worker. Frozen, it is no
+        # longer traversed by the cyclic collector, whose full collections otherwise stalled the
+        # event loop 100-280 ms every few seconds under load (the bulk of the p99).
+        gc.collect()
+        gc.freeze()
         logger.info(
             "serving %s version %s on %s", SETTINGS.model_name, SETTINGS.model_version, device
         )
@@ -122,27 +162,22 @@ class MLXClassifierService:
     def __is_ready__(self) -> bool:
         return STATE.classifier is not None
 
-    @bentoml.api(
-        input_spec=PredictRequest,
-        batchable=SETTINGS.adaptive_batching,
-        max_batch_size=SETTINGS.max_batch_size,
-        max_latency_ms=SETTINGS.max_latency_ms,
-    )
+    # Not ``batchable``: the project's batcher merges requests (see ``batching``).
+    @bentoml.api(input_spec=PredictRequest)
     async def predict(self, instances: list[list[float]]) -> list[Prediction]:
-        """Labels and class probabilities for each row (adaptive batching merges requests;
-        ``EFFICIENTAI_SERVE_ADAPTIVE_BATCHING=false`` turns it off)."""
+        """Labels and class probabilities for each row (concurrent requests are computed together;
+        ``EFFICIENTAI_SERVE_ADAPTIVE_BATCHING=false`` computes each alone)."""
         classifier = STATE.classifier
         if classifier is None:
             raise ServiceUnavailable(STATE.not_ready_reason() or "model not loaded")
-        proba = classifier.predict_proba(np.asarray(instances, dtype=np.float32))
-        classes = [str(c) for c in classifier.config.classes]
-        labels = np.asarray(classifier.config.classes)[proba.argmax(axis=1)]
-        return [
-            Prediction(
-                label=int(label), probabilities=dict(zip(classes, row.tolist(), strict=True))
-            )
-            for label, row in zip(labels, proba, strict=True)
-        ]
+        try:
+            proba = await BATCHER.predict(np.asarray(instances, dtype=np.float32))
+        except Overloaded as error:
+            return _refusal(503, str(error), {"Retry-After": str(error.retry_after_s)})
+        message = non_finite_message(proba)
+        if message is not None:
+            return _refusal(400, message)
+        return _answer(proba, classifier.config.classes)
 
 
 # The decorators' stubs hide that the class is now a ``bentoml.Service``.
@@ -156,4 +191,7 @@ SERVICE.add_asgi_middleware(
     token=os.environ.get(SETTINGS.token_env) or None,
     labels=SETTINGS.labels(),
     not_ready=STATE.not_ready_reason,
+    max_in_flight=SETTINGS.max_in_flight,
+    max_in_flight_bytes=SETTINGS.max_in_flight_bytes,
+    overloaded=BATCHER.full,
 )

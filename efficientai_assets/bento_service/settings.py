@@ -25,6 +25,11 @@ ENV_OVERRIDES: Mapping[str, str] = {
     "EFFICIENTAI_SERVE_MAX_BODY_BYTES": "max_body_bytes",
     "EFFICIENTAI_SERVE_TOKEN_ENV": "token_env",
     "EFFICIENTAI_SERVE_ADAPTIVE_BATCHING": "adaptive_batching",
+    "EFFICIENTAI_SERVE_MAX_BATCH_SIZE": "max_batch_size",
+    "EFFICIENTAI_SERVE_MAX_LATENCY_MS": "max_latency_ms",
+    "EFFICIENTAI_SERVE_MAX_QUEUE_ROWS": "max_queue_rows",
+    "EFFICIENTAI_SERVE_MAX_IN_FLIGHT": "max_in_flight",
+    "EFFICIENTAI_SERVE_MAX_IN_FLIGHT_BYTES": "max_in_flight_bytes",
     "EFFICIENTAI_SERVE_TRACE_PREDICT": "trace_predict",
 }
 _BOOL_FIELDS = frozenset({"adaptive_batching", "trace_predict"})
@@ -48,8 +53,15 @@ class ServingSettings:
     classes: tuple[int, ...]
     max_rows: int = 512
     max_body_bytes: int = 1_000_000
+    # Batching and back-pressure (see ``batching``): rows per forward pass, how long a request
+    # may wait for the model, rows waiting before new requests get 503 + Retry-After, and the
+    # requests and request bytes one worker holds at once (parsing, queued, computing or
+    # answering); the byte bound keeps a burst of large requests from piling up seconds of work.
     max_batch_size: int = 512
     max_latency_ms: int = 10_000
+    max_queue_rows: int = 1024
+    max_in_flight: int = 64
+    max_in_flight_bytes: int = 1_000_000
     token_env: str = DEFAULT_TOKEN_ENV
     adaptive_batching: bool = True
     trace_predict: bool = False
@@ -62,6 +74,9 @@ class ServingSettings:
             "max_body_bytes",
             "max_batch_size",
             "max_latency_ms",
+            "max_queue_rows",
+            "max_in_flight",
+            "max_in_flight_bytes",
         ):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:

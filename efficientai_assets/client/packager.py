@@ -25,7 +25,7 @@ DOCKER_DIR = "containerfiles"
 def package_model(
     model_path: str | Path,
     model_name: str,
-    model_framework: str = "mlx",
+    model_framework: str | None = None,
     build_docker: bool = False,
     version: str | None = None,
     project_name: str = DEFAULT_NAMESPACE,
@@ -34,7 +34,8 @@ def package_model(
     """Build (or reuse) the bento of a model and return ``bento_name``, ``bento_tag`` (also
     ``tag``), ``path``, ``model_tag``, ``serving``, ``labels``, ``size_bytes`` and ``built``.
 
-    ``version`` defaults to the registry version of a ``models:/`` URI, else "unversioned".
+    ``version`` defaults to the registry version of a ``models:/`` URI, else "unversioned";
+    ``model_framework`` (a label) to "mlx" for the MLX folder, else the MLflow model's flavour.
     With ``build_docker`` the result's ``docker`` holds ``dockerfile``, ``image_tag`` (None when
     no image was built), ``engine_available`` and ``message``. Errors raise an
     ``MLOpsClientError`` (a model that cannot be served, a failed build).

@@ -14,13 +14,11 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from efficientai_assets.client.errors import InvalidArgumentError
 from resources.defaults import DEFAULT_NAMESPACE, build_resources
-from resources.home import EfficientAIHome
+from resources.home import EfficientAIHome, namespace_problem
 
 if TYPE_CHECKING:
     from dagster import ConfigurableResource
 
-# Namespaces become experiment prefixes, registry folders and (lowercased) bento names.
-NAMESPACE = re.compile(r"^[a-z0-9][a-z0-9._-]{0,63}$")
 REMOTE_NAME = re.compile(r"^[A-Za-z0-9_-]+$")
 _Resource = TypeVar("_Resource", bound="ConfigurableResource")
 
@@ -28,12 +26,12 @@ __all__ = ["DEFAULT_NAMESPACE", "check_namespace", "home_for", "resolve_env_vars
 
 
 def check_namespace(namespace: object, argument: str = "project_namespace") -> str:
-    """A namespace the stores accept, or an error saying what one looks like."""
-    if not isinstance(namespace, str) or not NAMESPACE.match(namespace):
-        raise InvalidArgumentError(
-            f"{argument} {namespace!r} must be 1-64 characters of lowercase letters, digits, "
-            "'.', '_' or '-', starting with a letter or digit"
-        )
+    """A namespace the stores accept (``resources.home``'s one validator), or an error saying
+    what one looks like."""
+    problem = namespace_problem(namespace, argument)
+    if problem is not None:
+        raise InvalidArgumentError(problem)
+    assert isinstance(namespace, str)
     return namespace
 
 

@@ -145,7 +145,13 @@ def create_app(settings: DashboardSettings) -> FastAPI:
         path = data.files.report_path(day, name)
         if path is None:
             return JSONResponse({"error": f"no report {name} for {day}"}, status_code=404)
-        return FileResponse(path, media_type=REPORT_FILES[name])
+        # A report runs its own scripts: sandboxed into an origin of its own, it cannot read
+        # the dashboard's pages or send requests with its cookie.
+        return FileResponse(
+            path,
+            media_type=REPORT_FILES[name],
+            headers={"Content-Security-Policy": "sandbox allow-scripts allow-popups"},
+        )
 
     @app.get("/static/plotly.min.js")
     def plotly() -> Response:

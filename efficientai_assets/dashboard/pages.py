@@ -6,6 +6,7 @@ are in ``alerts``). Each is plain JSON, served as is by ``/api/<page>`` and rend
 from __future__ import annotations
 
 import re
+from concurrent.futures import ThreadPoolExecutor
 from functools import partial
 from typing import Any
 from urllib.parse import quote
@@ -22,6 +23,7 @@ from efficientai_assets.dashboard.data import (
 from efficientai_assets.dashboard.mlflow_reader import RegistryView, VersionView
 from efficientai_assets.names import CHALLENGER_ALIAS, CHAMPION_ALIAS, DRIFT_ASSET
 
+CURVE_READERS = 8
 PAGE_TOKEN = re.compile(r"^[A-Za-z0-9+/=_-]{1,4000}$")
 UNATTRIBUTED = "(unattributed)"
 # The run tags that say on what a run trained: device, BLAS, the gate, the machine at start/end.
@@ -228,10 +230,17 @@ def experiments(
             key, lambda: data.mlflow.runs_page(chosen, page_token, settings.page_size)
         )
         out = []
-        for run in runs:
-            curves = data.cached(
-                ("curves", run["run_id"]), partial(data.mlflow.curves, run["run_id"])
+        # One metric history per run and metric: read the page's runs side by side.
+        with ThreadPoolExecutor(max_workers=CURVE_READERS) as pool:
+            histories = list(
+                pool.map(
+                    lambda run: data.cached(
+                        ("curves", run["run_id"]), partial(data.mlflow.curves, run["run_id"])
+                    ),
+                    runs,
+                )
             )
+        for run, curves in zip(runs, histories, strict=True):
             tags = run["tags"]
             out.append(
                 {

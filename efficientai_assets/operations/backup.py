@@ -1,15 +1,16 @@
 """``python -m efficientai_assets.operations.backup`` (``make backup``): one archive of every
 store of the home, consistent while runs go on; its path is printed on the last line.
 
-What goes in, in this order (each later part is a superset of what the earlier ones refer to):
+First, before anything is written, the DVC remote must hold every version any commit of the
+data registry references (``remote_check``). Then, in this order (each later part is a superset
+of what the earlier ones refer to):
 
 1. the Dagster instance — SQLite databases through SQLite's online backup API (a consistent
    snapshot of each file even while a run writes), or ``pg_dump`` on PostgreSQL — and the rest
    of its folder (``dagster.yaml``, compute logs);
 2. the MLflow store — online backup of ``mlflow.db``, or ``pg_dump`` (a tracking server backs
    up its own store: recorded, not copied);
-3. the data registry's whole git history (``git bundle --all``), after checking with ``dvc
-   status --cloud --all-commits`` that the DVC remote holds every version any commit references;
+3. the data registry's whole git history (``git bundle --all``);
 4. the BentoML store (bentos, models, deployment records), the DVC remote when it is a folder,
    MLflow's artifacts and the reports.
 
@@ -31,7 +32,8 @@ from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 from efficientai_assets.operations.archive import write_archive
-from efficientai_assets.operations.probes import ProbeFailed, dvc_cloud_status
+from efficientai_assets.operations.probes import postgres_count
+from efficientai_assets.operations.remote_check import RemoteCheckFailed, remote_lacks
 from efficientai_assets.operations.stores import StoreLocations, redacted
 from resources.bentoml.records import DeploymentLog
 
@@ -115,9 +117,10 @@ def back_up_dagster(locations: StoreLocations, staging: Path) -> dict[str, Any]:
     storage = locations.dagster_storage()
     target = staging / "dagster"
     if storage.kind == "postgres" and storage.postgres_url:
+        runs = postgres_count(storage.postgres_url, "runs")  # at least this many are dumped
         pg_dump(storage.postgres_url, staging / "dagster.pgdump")
         copy_tree(locations.dagster_home, target)
-        return {"kind": "postgres", "source": redacted(storage.postgres_url)}
+        return {"kind": "postgres", "source": redacted(storage.postgres_url), "runs": runs}
     if storage.kind != "sqlite" or storage.sqlite_dir != locations.dagster_home:
         raise BackupError("dagster.yaml declares a storage the backup does not know: use the "
                           "default SQLite storage or a `storage: postgres` block")  # fmt: skip
@@ -155,24 +158,24 @@ def back_up_mlflow(locations: StoreLocations, staging: Path) -> dict[str, Any]:
             "note": "a tracking server backs up its own store"}  # fmt: skip
 
 
-def check_remote(locations: StoreLocations) -> None:
-    """Refuse when the DVC remote lacks a version any registry commit references."""
+def check_remote(locations: StoreLocations) -> int:
+    """Refuse when the DVC remote lacks a version any registry commit references; returns the
+    number of objects checked."""
     registry = locations.home.data_registry
     if not (registry / ".git").is_dir():
-        return
+        return 0
     try:
-        status = dvc_cloud_status(registry, all_commits=True)
-    except ProbeFailed as error:
+        checked, lacking = remote_lacks(registry, all_commits=True)
+    except RemoteCheckFailed as error:
         raise BackupError(f"cannot check the DVC remote: {error}") from error
-    lacking = sorted(
-        f"{path} ({state})" for path, state in status.items() if state in ("new", "missing")
-    )
     if lacking:
         raise BackupError(
-            f"the DVC remote {redacted(locations.dvc_remote_url)} lacks {len(lacking)} version(s) "
-            f"the registry references ({', '.join(lacking[:5])}): run `dvc push --all-commits` in "
-            f"{registry} ('missing' ones are lost: restore them from an older backup first)"
+            f"the DVC remote {redacted(locations.dvc_remote_url)} lacks {len(lacking)} object(s) "
+            f"of versions the registry references ({', '.join(lacking[:3])}): push them with "
+            f"`dvc push --all-commits` in {registry} from a cache that still holds them, or "
+            "restore the remote from an older backup; nothing was written"
         )
+    return checked
 
 
 def back_up_registry(locations: StoreLocations, staging: Path) -> dict[str, Any]:
@@ -201,7 +204,7 @@ def back_up(locations: StoreLocations, backup_dir: Path) -> Path:
     """Write the archive into ``backup_dir`` and return its path."""
     if not locations.home.root.is_dir():
         raise BackupError(f"no home at {locations.home.root}: nothing to back up")
-    check_remote(locations)  # before anything is written
+    checked = check_remote(locations)  # before anything is written
     backup_dir.mkdir(parents=True, exist_ok=True)
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%fZ")
     target = backup_dir / f"efficientai-backup-{stamp}.tar.gz"
@@ -210,7 +213,7 @@ def back_up(locations: StoreLocations, backup_dir: Path) -> Path:
         components = {
             "dagster": back_up_dagster(locations, staging),
             "mlflow": back_up_mlflow(locations, staging),
-            "data": back_up_registry(locations, staging),
+            "data": {**back_up_registry(locations, staging), "remote_objects_checked": checked},
         }
         live = {}
         folders = locations.deployments_dir.glob("*") if locations.deployments_dir.is_dir() else []

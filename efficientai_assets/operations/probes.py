@@ -2,23 +2,21 @@
 and what to do. ``make health`` prints them; the dashboard's ``/health`` serves them as JSON.
 
 Probes only read: SQLite files are opened read-only (a missing store is reported, never
-created), servers get a GET on their health route, the DVC remote is asked by ``dvc status``.
+created), servers get a GET on their health route, the DVC remote is asked whether it holds
+every object of the current versions (``remote_check``).
 Every network call and subprocess has a timeout. A component the home does not use (no data
 registry yet, a server that is not configured and not running) is ``off``, not ``down``.
 """
 
 from __future__ import annotations
 
-import json
 import shutil
 import sqlite3
-import subprocess
-import sys
 import time
 import urllib.error
 import urllib.request
 from base64 import b64encode
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from functools import partial
 from pathlib import Path
@@ -33,7 +31,6 @@ from efficientai_assets.operations.stores import (
 
 Status = Literal["up", "down", "off"]
 TIMEOUT_SECONDS = 5.0
-DVC_TIMEOUT_SECONDS = 120
 
 
 @dataclass(frozen=True)
@@ -163,44 +160,9 @@ def check_mlflow(locations: StoreLocations) -> str:
     )
 
 
-def dvc_cloud_status(registry: Path, all_commits: bool = False) -> dict[str, str]:
-    """``dvc status --cloud`` of the registry: path → status (``new``: only in the cache,
-    ``missing``: nowhere, ``deleted``: only on the remote). Raises ProbeFailed when DVC cannot
-    reach the remote or the command fails."""
-    command = [sys.executable, "-m", "dvc", "status", "--cloud", "--json"]
-    if all_commits:
-        command.append("--all-commits")
-    try:
-        completed = subprocess.run(
-            command,
-            cwd=registry,
-            capture_output=True,
-            text=True,
-            timeout=DVC_TIMEOUT_SECONDS,
-            check=False,
-        )
-    except subprocess.TimeoutExpired as error:
-        raise ProbeFailed(f"dvc status --cloud timed out after {DVC_TIMEOUT_SECONDS}s") from error
-    if completed.returncode != 0:
-        tail = (completed.stderr or completed.stdout).strip().splitlines()[-3:]
-        raise ProbeFailed(f"dvc status --cloud failed in {registry}: {' '.join(tail)}")
-    out = completed.stdout.strip()
-    document = json.loads(out[out.find("{") :]) if "{" in out else {}
-    return dict(_statuses(document))
-
-
-def _statuses(node: object, path: str = "") -> Iterator[tuple[str, str]]:
-    if isinstance(node, str):
-        yield path, node
-    elif isinstance(node, dict):
-        for key, value in node.items():
-            yield from _statuses(value, str(key))
-    elif isinstance(node, list):
-        for item in node:
-            yield from _statuses(item, path)
-
-
 def check_dvc(locations: StoreLocations, full: bool = True) -> str:
+    from efficientai_assets.operations.remote_check import RemoteCheckFailed, remote_lacks
+
     registry = locations.home.data_registry
     if not (registry / ".dvc").is_dir():
         raise ProbeOff(f"no data registry at {registry} yet")
@@ -209,14 +171,16 @@ def check_dvc(locations: StoreLocations, full: bool = True) -> str:
         raise ProbeFailed(f"the DVC remote {remote} does not exist: restore it from a backup")
     if not full:
         return f"registry {registry}, remote {redacted(remote)} (sync not checked)"
-    unsynced = {p: s for p, s in dvc_cloud_status(registry).items() if s in ("new", "missing")}
-    if unsynced:
-        listed = ", ".join(f"{p} ({s})" for p, s in sorted(unsynced.items())[:5])
+    try:
+        checked, lacking = remote_lacks(registry, all_commits=False)
+    except RemoteCheckFailed as error:
+        raise ProbeFailed(str(error)) from error
+    if lacking:
         raise ProbeFailed(
-            f"the remote {redacted(remote)} lacks {len(unsynced)} object(s): {listed}; run "
-            f"`dvc push` in {registry}"
+            f"the remote {redacted(remote)} lacks {len(lacking)} object(s) of the current "
+            f"versions ({', '.join(lacking[:3])}): run `dvc push` in {registry}"
         )
-    return f"registry {registry}, remote {redacted(remote)}: in sync"
+    return f"registry {registry}, remote {redacted(remote)}: holds all {checked} objects"
 
 
 def bento_tags_on_disk(bentoml_home: Path) -> set[str]:

@@ -214,7 +214,9 @@ def restore(archive: Path, locations: StoreLocations) -> VerifiedArchive:
     try:
         verified = verify(archive)
     except ArchiveError as error:
-        raise RestoreError(str(error)) from error
+        text = str(error).rstrip(".")
+        suffix = "" if "nothing was written" in text else "; nothing was written"
+        raise RestoreError(text + suffix) from error
     manifest = verified.manifest
     databases = target_databases(verified, locations)
     staging = target.parent / f".{target.name}.restoring-{uuid.uuid4().hex[:8]}"

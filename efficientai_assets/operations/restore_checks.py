@@ -16,23 +16,33 @@ import subprocess
 import sys
 from collections.abc import Callable
 from functools import partial
+from pathlib import Path
 from typing import Any
 
-from efficientai_assets.operations.probes import Probe, ProbeFailed, sqlite_count, timed
+from efficientai_assets.operations.probes import (
+    Probe,
+    ProbeFailed,
+    postgres_count,
+    sqlite_count,
+    timed,
+)
 from efficientai_assets.operations.stores import StoreLocations
 
 DVC_TIMEOUT_SECONDS = 600
 
 
 def check_history(locations: StoreLocations, expected: int) -> str:
-    runs_db = locations.home.dagster_home / "history" / "runs.db"
-    if not runs_db.is_file():
-        from efficientai_assets.operations.probes import check_dagster
-
-        return check_dagster(locations)  # PostgreSQL: restored by pg_restore
-    runs = sqlite_count(runs_db, "runs")
-    if runs != expected:
-        raise ProbeFailed(f"{runs} runs in {runs_db}, the backup held {expected}")
+    """At least as many runs as the backup counted (a PostgreSQL dump, taken after the count,
+    may hold runs that started meanwhile)."""
+    storage = locations.dagster_storage()
+    if storage.kind == "postgres" and storage.postgres_url:
+        runs = postgres_count(storage.postgres_url, "runs")
+        where = "the PostgreSQL run storage"
+    else:
+        where = str(locations.home.dagster_home / "history" / "runs.db")
+        runs = sqlite_count(Path(where), "runs")
+    if runs < expected or (storage.kind == "sqlite" and runs != expected):
+        raise ProbeFailed(f"{runs} runs in {where}, the backup held {expected}")
     return f"{runs} runs"
 
 
@@ -102,7 +112,7 @@ def run_checks(
     """Run every check, print one line each; return the names of those that failed."""
     components = manifest["components"]
     checks: list[tuple[str, Callable[[], str]]] = []
-    if components["dagster"]["kind"] == "sqlite":
+    if "runs" in components["dagster"]:
         runs = int(components["dagster"]["runs"])
         checks.append(("dagster-history", lambda: check_history(locations, runs)))
     for model, version in sorted(components["mlflow"].get("champions", {}).items()):

@@ -17,6 +17,7 @@ from typing import Any
 _TAG_PART = re.compile(r"[^a-z0-9._-]+")
 
 DEPLOYMENT_MODES = ("single", "canary", "shadow")
+DEPLOYMENT_BACKENDS = ("bentoml", "ray")
 
 
 class BentoStoreError(RuntimeError):
@@ -159,8 +160,15 @@ class DeploymentRecord:
     dagster_run_id: str = ""
     previous_deployment_id: int | None = None
     previous_champion_version: str | None = None
+    # Which server answers: ``bentoml`` (the bentos) or ``ray`` (Ray Serve, same bentos' models).
+    # Records written before the choice existed were all served by BentoML.
+    backend: str = "bentoml"
 
     def __post_init__(self) -> None:
+        if self.backend not in DEPLOYMENT_BACKENDS:
+            raise ValueError(
+                f"deployment backend must be one of {DEPLOYMENT_BACKENDS}, got {self.backend!r}"
+            )
         if self.mode not in DEPLOYMENT_MODES:
             raise ValueError(
                 f"deployment mode must be one of {DEPLOYMENT_MODES}, got {self.mode!r}"
@@ -185,4 +193,4 @@ class DeploymentRecord:
         if self.canary is not None:
             share = "shadow" if self.mode == "shadow" else f"{self.canary_share:.0%}"
             text += f" + canary v{self.canary.model_version} ({share})"
-        return text
+        return text if self.backend == "bentoml" else f"{text} on {self.backend}"

@@ -2,7 +2,10 @@
 
 Versioning a path is ``dvc add`` → ``dvc push`` → ``git commit`` of the pointer, in that order, under
 an exclusive file lock: a pointer is committed only once its data is on the remote, so a failed push
-leaves the registry as it was (the pointer restored, nothing committed). DVC is imported lazily.
+leaves the registry as it was (the pointer restored, nothing committed). DVC's own repository lock
+is held (waited for within ``lock_wait_seconds``) across the swap, the versioning and any rollback,
+and every copy read out of the registry is checked against its pointer (``guard.py``). DVC is
+imported lazily.
 """
 
 from __future__ import annotations
@@ -15,18 +18,21 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import dagster as dg
 import yaml
-from pydantic import Field
+from pydantic import Field, field_validator
 
-from resources.home import default_home
+from resources.dvc.errors import DataIntegrityError, DvcVersioningError
+from resources.home import default_home, validate_namespace
+
+if TYPE_CHECKING:
+    from dvc.repo import Repo
+
+__all__ = ["DataIntegrityError", "DvcResource", "DvcVersion", "DvcVersioningError"]
 
 _GIT_TIMEOUT_SECONDS = 60
-
-
-class DvcVersioningError(RuntimeError):
-    """Versioning failed; the registry was left without the new pointer."""
 
 
 @dataclass(frozen=True)
@@ -62,6 +68,17 @@ class DvcResource(dg.ConfigurableResource):
     )
     git_user_name: str = Field(default="efficientai", description="Author of registry commits.")
     git_user_email: str = Field(default="efficientai@localhost", description="Their email.")
+    lock_wait_seconds: float = Field(
+        default=60.0,
+        ge=0.0,
+        description="How long a write or read waits for DVC's own lock, held by another dvc "
+        "process in the registry, before it fails with the registry unchanged.",
+    )
+
+    @field_validator("project_namespace")
+    @classmethod
+    def _plain_namespace(cls, namespace: str) -> str:
+        return validate_namespace(namespace)
 
     # -- paths ----------------------------------------------------------------------------
 
@@ -71,6 +88,18 @@ class DvcResource(dg.ConfigurableResource):
     def project_path(self, *parts: str) -> str:
         """A registry-relative path inside this project's folder."""
         return "/".join((self.project_namespace, *parts))
+
+    def inside(self, relative_path: str) -> Path:
+        """``relative_path`` under the registry root, refused when it would lie outside it
+        (``..``, an absolute path, a symlink out): the registry writes and deletes only there."""
+        root = self.root()
+        target = (root / relative_path).resolve()
+        if target == root or not target.is_relative_to(root):
+            raise DvcVersioningError(
+                f"{relative_path!r} is not a path inside the data registry {root}; nothing was "
+                "written or deleted"
+            )
+        return target
 
     def resolved_remote_url(self) -> str:
         return self.remote_url or str(default_home().dvc_remote)
@@ -138,7 +167,8 @@ class DvcResource(dg.ConfigurableResource):
         """Fast-forward to the shared registry's newest commit (when one is configured)."""
         if not self.registry_git_url:
             return
-        self._git("fetch", "-q", self.registry_git_url, "+refs/heads/main:refs/remotes/origin/main")
+        # A glob refspec: an empty shared registry (nothing pushed yet) is not an error.
+        self._git("fetch", "-q", self.registry_git_url, "+refs/heads/*:refs/remotes/origin/*")
         remote_head = subprocess.run(
             ["git", "-C", str(self.root()), "rev-parse", "--verify", "-q", "origin/main"],
             capture_output=True,
@@ -187,26 +217,42 @@ class DvcResource(dg.ConfigurableResource):
         """Track ``relative_path`` (file or folder inside the registry), push it, commit its pointer.
 
         ``staged`` (a :meth:`stage` folder, or a file written inside one) replaces the path's
-        content under the registry lock first;
-        if versioning then fails, the previous version's data is checked out again. ``push=False``
+        content once both locks are held (the registry's, then DVC's own, waited for within
+        ``lock_wait_seconds``); if versioning then fails, the pointer and the previous version's
+        data are restored, so the registry is exactly at its previous version. ``push=False``
         commits a pointer whose data is only in the local cache (``dvc push`` later); the assets
         always push.
         """
-        with self._locked():
-            self._ensure_repo_unlocked()
-            if staged is None:
-                return self._version_unlocked(relative_path, message, push)
-            target = self.root() / relative_path
-            previous = self.current_version(relative_path)
-            self._swap_in(staged, target)
-            try:
-                return self._version_unlocked(relative_path, message, push)
-            except DvcVersioningError:
-                if previous is not None:
-                    self._checkout_unlocked(relative_path, force=True)
-                else:
-                    shutil.rmtree(target, ignore_errors=True)
-                raise
+        from resources.dvc.guard import checkout, open_locked
+
+        try:
+            with self._locked():
+                self._ensure_repo_unlocked()
+                target = self.inside(relative_path)
+                with open_locked(self.root(), self.lock_wait_seconds) as repo:
+                    if staged is None:
+                        return self._version_unlocked(repo, relative_path, message, push)
+                    previous = self.current_version(relative_path)
+                    self._swap_in(staged, target)
+                    try:
+                        return self._version_unlocked(repo, relative_path, message, push)
+                    except DvcVersioningError:
+                        if previous is not None:
+                            checkout(repo, target, self.remote_name, force=True)
+                        else:
+                            shutil.rmtree(target, ignore_errors=True)
+                        raise
+        finally:
+            if staged is not None:
+                self._discard_stage(staged)
+
+    def _discard_stage(self, staged: Path) -> None:
+        """Remove what is left of a :meth:`stage` folder (all of it when the write never began)."""
+        root = self.root()
+        staging = root.parent / f".{root.name}-staging"
+        for folder in (staged, staged.parent):
+            if folder.parent == staging:
+                shutil.rmtree(folder, ignore_errors=True)
 
     def _swap_in(self, staged: Path, target: Path) -> None:
         """Move a staged folder — or a staged file inside a :meth:`stage` folder — to ``target``."""
@@ -220,8 +266,10 @@ class DvcResource(dg.ConfigurableResource):
         if staged.parent.parent == root.parent / f".{root.name}-staging":
             shutil.rmtree(staged.parent, ignore_errors=True)  # the emptied stage() folder
 
-    def _version_unlocked(self, relative_path: str, message: str, push: bool) -> DvcVersion:
-        from dvc.repo import Repo
+    def _version_unlocked(
+        self, repo: Repo, relative_path: str, message: str, push: bool
+    ) -> DvcVersion:
+        from resources.dvc.guard import add_and_push
 
         root = self.root()
         target = root / relative_path
@@ -232,25 +280,27 @@ class DvcResource(dg.ConfigurableResource):
         rel_pointer = str(pointer.relative_to(root))
         rel_gitignore = str(gitignore.relative_to(root))
         backups = {path: path.read_bytes() for path in (pointer, gitignore) if path.exists()}
+        head = self._git("rev-parse", "HEAD")
 
         try:
-            with Repo(str(root)) as repo:
-                repo.add(str(target))
-                if push:
-                    repo.push(targets=[str(target)], remote=self.remote_name)
+            add_and_push(repo, target, self.remote_name, push)
+            self._git("add", rel_pointer, rel_gitignore)
+            changed = bool(self._git("status", "--porcelain", "--", rel_pointer, rel_gitignore))
+            if changed:
+                self._git("commit", "-q", "-m", message, "--", rel_pointer, rel_gitignore)
+                self._publish_unlocked()
         except Exception as error:
+            # Back to the previous commit and pointer: nothing of this version stays behind.
+            if self._git("rev-parse", "HEAD") != head:
+                self._git("reset", "-q", head)
             self._restore(backups, (pointer, gitignore))
             self._git("reset", "-q", "--", rel_pointer, rel_gitignore)
+            if isinstance(error, DvcVersioningError):
+                raise
             raise DvcVersioningError(
                 f"could not version {relative_path} to remote {self.remote_name!r} "
                 f"({self.resolved_remote_url()}): {error}; the registry was left unchanged"
             ) from error
-
-        self._git("add", rel_pointer, rel_gitignore)
-        changed = bool(self._git("status", "--porcelain", "--", rel_pointer, rel_gitignore))
-        if changed:
-            self._git("commit", "-q", "-m", message, "--", rel_pointer, rel_gitignore)
-            self._publish_unlocked()
         return self._pointer_version(relative_path, self._git("rev-parse", "HEAD"), changed)
 
     def _pointer_version(self, relative_path: str, commit: str, changed: bool) -> DvcVersion:
@@ -291,10 +341,23 @@ class DvcResource(dg.ConfigurableResource):
         commit = self._git("log", "-n1", "--format=%H", "--", f"{relative_path}.dvc")
         return self._pointer_version(relative_path, commit, changed=False)
 
+    def read_at(self, relative_dir: str, filename: str, commit: str) -> bytes:
+        """``filename`` of the folder version committed at ``commit``, checked like a snapshot."""
+        from resources.dvc.guard import read_at
+
+        self.inside(relative_dir)
+        root, wait = self.root(), self.lock_wait_seconds
+        return read_at(root, relative_dir, filename, commit, self.remote_name, wait)
+
     def snapshot(self, version: DvcVersion, destination: Path) -> Path:
         """A private copy of exactly ``version``'s data at ``destination`` (pulled from the
-        remote when the cache lacks it). Fails, naming both hashes, when the registry has moved
-        on to another version since ``version`` was read."""
+        remote when the cache lacks it), hashed and checked against the pointer: data swapped
+        for other data under the same hash fails here, naming the file and both hashes. Fails,
+        naming both hashes, when the registry has moved on to another version since ``version``
+        was read."""
+        from resources.dvc.guard import checkout, open_locked, verify_copy
+
+        source = self.inside(version.path)
         with self._locked():
             current = self.current_version(version.path)
             if current is None:
@@ -304,18 +367,23 @@ class DvcResource(dg.ConfigurableResource):
                     f"{version.path} changed while in use: expected {version.md5}, the registry "
                     f"now holds {current.md5}; run again to use the new version"
                 )
-            source = self._checkout_unlocked(version.path)
-            if source.is_dir():
-                shutil.copytree(source, destination)
-            else:
-                destination.parent.mkdir(parents=True, exist_ok=True)
-                shutil.copy2(source, destination)
+            with open_locked(self.root(), self.lock_wait_seconds) as repo:
+                checkout(repo, source, self.remote_name)
+                if source.is_dir():
+                    shutil.copytree(source, destination)
+                else:
+                    destination.parent.mkdir(parents=True, exist_ok=True)
+                    shutil.copy2(source, destination)
+                try:
+                    verify_copy(repo, version.path, version.md5, destination)
+                except DataIntegrityError:
+                    _remove(destination)
+                    raise
         return destination
 
-    def _checkout_unlocked(self, relative_path: str, force: bool = False) -> Path:
-        from dvc.repo import Repo
 
-        target = self.root() / relative_path
-        with Repo(str(self.root())) as repo:
-            repo.pull(targets=[str(target)], remote=self.remote_name, force=force)
-        return target
+def _remove(path: Path) -> None:
+    if path.is_dir():
+        shutil.rmtree(path, ignore_errors=True)
+    else:
+        path.unlink(missing_ok=True)

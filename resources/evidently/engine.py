@@ -32,9 +32,10 @@ from resources.evidently.types import (
 from resources.evidently.validation import validate_frame
 
 
-def _error_bound(
+def error_bound(
     column: str, method: str, profile: ReferenceProfile, current: pd.DataFrame, eps_cur: float
 ) -> float | None:
+    """The bound on a column's score from sampling (0 unsampled; None when not derivable)."""
     eps_ref = profile.cdf_error
     if eps_ref == 0 and eps_cur == 0:
         return 0.0
@@ -136,7 +137,7 @@ def _result_from_snapshot(
             score_kind="p_value" if scores[column][0] in P_VALUE_METHODS else "distance",
             threshold=scores[column][2],
             drifted=drifted[column],
-            error_bound=_error_bound(column, scores[column][0], profile, current, eps_cur),
+            error_bound=error_bound(column, scores[column][0], profile, current, eps_cur),
         )
         for column in schema.features
     )

@@ -138,6 +138,40 @@ class EvidentlyResource(dg.ConfigurableResource):
 
         return compute_drift(reference, current, schema, self.drift)
 
+    def decide(
+        self, profile: ReferenceProfile, current: pd.DataFrame, schema: DriftSchema
+    ) -> DriftResult:
+        """The drift verdict for a step: computed directly with Evidently's statistics where the
+        settings allow (:mod:`~resources.evidently.direct`: no Evidently import, milliseconds
+        for a daily batch), else by Evidently itself (the result then carries its report)."""
+        from resources.evidently.direct import compute_direct, supports
+
+        if supports(schema, self.drift):
+            return compute_direct(profile, current, schema, self.drift)
+        return self.compute(profile, current, schema)
+
+    def publish(
+        self,
+        result: DriftResult,
+        profile: ReferenceProfile,
+        current_path: Path,
+        folder: Path,
+        stem: str = "drift",
+    ) -> tuple[Path, Path]:
+        """Write ``<stem>.json`` and ``<stem>.html`` for ``result`` into ``folder``: at once when
+        it carries Evidently's report, else the JSON now and the HTML from a child process
+        (:mod:`~resources.evidently.render`) that renders ``current_path`` against the stored
+        ``profile``. Returns (html, json)."""
+        if result.snapshot is not None:
+            return result.save(folder, stem)
+        from resources.evidently.render import start_render
+
+        profile_folder = self.reports_root() / "reference" / profile.key
+        return start_render(
+            result, profile.schema, profile_folder=profile_folder, current_path=current_path,
+            folder=folder, stem=stem,
+        )  # fmt: skip
+
 
 __all__ = [
     "P_VALUE_METHODS",

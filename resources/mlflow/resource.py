@@ -16,7 +16,7 @@ from urllib.parse import quote, urlsplit, urlunsplit
 import dagster as dg
 from pydantic import ConfigDict, Field, field_validator
 
-from resources.home import default_home
+from resources.home import default_home, validate_namespace
 from resources.mlflow.bootstrap import prepare_sqlite_store
 
 if TYPE_CHECKING:
@@ -96,6 +96,11 @@ class MlflowResource(dg.ConfigurableResource):
         if problem is not None:
             raise ValueError(problem)
         return uri
+
+    @field_validator("project_namespace")
+    @classmethod
+    def _plain_namespace(cls, namespace: str) -> str:
+        return validate_namespace(namespace)
 
     # -- configuration -------------------------------------------------------------------
 
@@ -214,10 +219,17 @@ class MlflowResource(dg.ConfigurableResource):
         """
         import mlflow
 
+        from resources.mlflow.unfinished import (
+            end_earlier_attempts,
+            end_unfinished_runs,
+            remember_unfinished_run,
+        )
+
         client = self.client()
         try:
             end_unfinished_runs(client)
             experiment_id = self.ensure_experiment(experiment)
+            end_earlier_attempts(client, experiment_id, tags or {})
             created = client.create_run(experiment_id, run_name=run_name, tags=dict(tags or {}))
         except Exception as error:  # the store is unreachable or refuses the run
             raise MlflowRunFailed(self.explain(error, "could not create an MLflow run")) from error
@@ -322,47 +334,6 @@ class MlflowResource(dg.ConfigurableResource):
             return self.client().get_model_version_by_alias(model_name, alias)
         except MlflowException:
             return None
-
-
-def _unfinished_file() -> str:
-    return os.path.join(default_home().mlflow_dir, "unfinished-runs.jsonl")
-
-
-def remember_unfinished_run(tracking_uri: str, run_id: str) -> None:
-    """Record a run this process could not end (its server was down), to end it FAILED later."""
-    import json
-
-    path = _unfinished_file()
-    os.makedirs(os.path.dirname(path), exist_ok=True)
-    with open(path, "a") as handle:
-        handle.write(json.dumps({"uri": redact_uri(tracking_uri), "run_id": run_id}) + "\n")
-
-
-def end_unfinished_runs(client: MlflowClient) -> int:
-    """End FAILED every remembered run of this client's server that is still RUNNING; keep the
-    records of other servers. Called at the start of each run, once the server answers."""
-    import json
-
-    path = _unfinished_file()
-    if not os.path.isfile(path):
-        return 0
-    uri = redact_uri(str(client.tracking_uri))
-    with open(path) as handle:
-        records = [json.loads(line) for line in handle if line.strip()]
-    from mlflow.exceptions import MlflowException
-
-    ended, kept = 0, [r for r in records if r["uri"] != uri]
-    for record in [r for r in records if r["uri"] == uri]:
-        try:
-            if client.get_run(record["run_id"]).info.status == "RUNNING":
-                client.set_terminated(record["run_id"], status="FAILED")
-                ended += 1
-        except MlflowException as error:
-            if error.error_code != "RESOURCE_DOES_NOT_EXIST":
-                kept.append(record)  # try again at the next start
-    with open(path, "w") as handle:
-        handle.writelines(json.dumps(r) + "\n" for r in kept)
-    return ended
 
 
 def redact_uri(uri: str) -> str:

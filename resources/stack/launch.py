@@ -12,6 +12,7 @@ from resources.stack.processes import StackError
 from resources.stack.services import Stack
 
 _TERMINAL = {"SUCCESS", "FAILURE", "CANCELED"}
+_LOST_CONNECTION = "server closed the connection unexpectedly"
 
 
 def submit(
@@ -28,14 +29,22 @@ def submit(
     all_tags = dict(tags or {})
     if partition:
         all_tags["dagster/partition"] = partition
-    try:
-        return str(
-            client.submit_job_execution(job, run_config=run_config or {}, tags=all_tags or None)
-        )
-    except DagsterGraphQLClientError as error:
-        raise StackError(
-            f"the webserver at {stack.webserver_url} did not accept a run of {job!r}: {error}"
-        ) from error
+    attempts = 5  # one per storage (runs, events, schedules) holding a dead connection, and spare
+    for attempt in range(1, attempts + 1):
+        try:
+            return str(
+                client.submit_job_execution(job, run_config=run_config or {}, tags=all_tags or None)
+            )
+        except DagsterGraphQLClientError as error:
+            # The webserver keeps one pooled PostgreSQL connection; after a database restart its
+            # first requests fail on the dead connections, which are then replaced: ask again.
+            if attempt < attempts and _LOST_CONNECTION in str(error):
+                time.sleep(1.0)
+                continue
+            raise StackError(
+                f"the webserver at {stack.webserver_url} did not accept a run of {job!r}: {error}"
+            ) from error
+    raise AssertionError("unreachable")
 
 
 def wait(stack: Stack, run_id: str, timeout_seconds: float) -> str:

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from resources.home import EfficientAIHome
+from resources.stack.processes import StackError
 
 # -- variables the stack reads (docs/operations.md lists them all) ----------------------------
 POSTGRES_URL_ENV = "EFFICIENTAI_STACK_POSTGRES_URL"  # the server the stack creates databases on
@@ -156,7 +157,7 @@ def ensure_credentials(paths: StackPaths) -> dict[str, str]:
             handle.writelines(f"{name}={value}\n" for name, value in sorted(stored.items()))
         current = load_credentials(paths)
     if len(current[MLFLOW_ADMIN_PASSWORD_ENV]) < 12:
-        raise ValueError(
+        raise StackError(
             f"{MLFLOW_ADMIN_PASSWORD_ENV} must be at least 12 characters (MLflow refuses shorter "
             "admin passwords): set a longer one, or unset it to have the stack generate one"
         )

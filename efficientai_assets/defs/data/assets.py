@@ -7,6 +7,13 @@ from typing import TYPE_CHECKING
 import dagster as dg
 
 from efficientai_assets.defs.data.config import RawDatasetConfig, SplitConfig
+from efficientai_assets.defs.data.memo import (
+    INPUT_FINGERPRINT,
+    memoized_result,
+    raw_source_fingerprint,
+    splits_fingerprint,
+    unchanged_version,
+)
 from efficientai_assets.names import (
     LABEL_COLUMN,
     RAW_DATASET_DIR,
@@ -17,6 +24,7 @@ from efficientai_assets.names import (
     VALIDATION_SPLIT_FILE,
 )
 from resources.dvc.resource import DvcResource, DvcVersion
+from resources.store_retry import retry_transient_store_errors
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -48,6 +56,7 @@ def _preview(frame: "pd.DataFrame", rows: int = 5, columns: int = 8) -> dg.Metad
     code_version=DATA_CODE_VERSION,
     description="The raw labelled dataset, validated and versioned as Parquet in the DVC registry.",
 )
+@retry_transient_store_errors
 def raw_dataset(
     context: dg.AssetExecutionContext, config: RawDatasetConfig, dvc: DvcResource
 ) -> dg.MaterializeResult:
@@ -55,19 +64,30 @@ def raw_dataset(
     from efficientai_assets.defs.monitoring.retraining import RetrainingRequest
 
     retraining = RetrainingRequest.from_tags(context.run.tags)
+    # Unchanged source bytes, config and code: answer from the last record, before any parsing.
+    fingerprint = (
+        None
+        if retraining is not None
+        else raw_source_fingerprint(config.model_dump(), DATA_CODE_VERSION, config.source_path)
+    )
+    relative = dvc.project_path(RAW_DATASET_DIR)
+    known = unchanged_version(context, dvc, relative, fingerprint) if fingerprint else None
+    if fingerprint and known:
+        carried = ("source", "dagster/row_count", "columns", "classes", "preview")
+        return memoized_result(*known, fingerprint, carried, _version_metadata(known[0]))
     extra: dict[str, dg.MetadataValue] = {}
     if retraining is not None:
         frame, source, extra = _retraining_data(context, config, dvc, retraining)
     elif config.source_path:
         source = config.source_path
-        frame = validate_dataset(read_table(config.source_path), config.label_column, source)
+        frame = read_table(config.source_path, config.limits())
+        frame = validate_dataset(frame, config.label_column, source)
     else:
         source = "built-in sample (scikit-learn digits)"
         frame = validate_dataset(sample_digits(), config.label_column, source)
     if config.label_column != LABEL_COLUMN and retraining is None:
         frame = frame.rename(columns={config.label_column: LABEL_COLUMN})
 
-    relative = dvc.project_path(RAW_DATASET_DIR)
     dvc.ensure_repo()
     staged = dvc.stage()
     frame.to_parquet(staged / RAW_DATASET_FILE, index=False)
@@ -83,6 +103,7 @@ def raw_dataset(
             "preview": _preview(frame),
             **_version_metadata(version),
             **extra,
+            INPUT_FINGERPRINT: dg.MetadataValue.text(fingerprint or ""),
         },
     )
 
@@ -124,15 +145,21 @@ def _retraining_data(
     deps=[raw_dataset],
     description="Seeded, stratified train/validation splits of the raw dataset, versioned together.",
 )
+@retry_transient_store_errors
 def dataset_splits(
     context: dg.AssetExecutionContext, config: SplitConfig, dvc: DvcResource
 ) -> dg.MaterializeResult:
-    import pandas as pd
-    from sklearn.model_selection import train_test_split
-
     raw = dvc.current_version(dvc.project_path(RAW_DATASET_DIR))
     if raw is None:
         raise dg.Failure(f"no versioned raw dataset in {dvc.root()}: materialize raw_dataset first")
+    fingerprint = splits_fingerprint(raw.md5, config.model_dump(), DATA_CODE_VERSION)
+    known = unchanged_version(context, dvc, dvc.project_path(SPLITS_DIR), fingerprint)
+    if known:
+        carried = ("train_rows", "validation_rows", "class_balance")
+        return memoized_result(*known, fingerprint, carried, _version_metadata(known[0]))
+    import pandas as pd
+    from sklearn.model_selection import train_test_split
+
     with tempfile.TemporaryDirectory(prefix="efficientai-raw-") as scratch:
         raw_folder = dvc.snapshot(raw, Path(scratch) / "raw")
         frame = pd.read_parquet(raw_folder / RAW_DATASET_FILE)
@@ -163,5 +190,6 @@ def dataset_splits(
                 train[LABEL_COLUMN].value_counts().sort_index().to_frame("train_rows").to_markdown()
             ),
             **_version_metadata(version),
+            INPUT_FINGERPRINT: dg.MetadataValue.text(fingerprint),
         },
     )

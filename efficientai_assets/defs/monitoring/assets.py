@@ -13,6 +13,14 @@ from typing import TYPE_CHECKING, Any
 
 import dagster as dg
 
+from efficientai_assets.defs.data.memo import INPUT_FINGERPRINT, file_sha256
+from efficientai_assets.defs.monitoring.recall import (
+    BATCH_SHA256,
+    batch_fingerprint,
+    drift_fingerprint,
+    recall_batch,
+    recall_drift,
+)
 from efficientai_assets.defs.monitoring.reference import MonitoringError, reference_profile
 from efficientai_assets.defs.monitoring.sources import (
     MONITORING_START_DATE,
@@ -21,6 +29,7 @@ from efficientai_assets.defs.monitoring.sources import (
     shift_strength,
     simulate_batch,
 )
+from efficientai_assets.defs.training.registry_peek import PeekedVersion, peek_registered
 from efficientai_assets.names import (
     AUDIT_ASSET,
     DRIFT_ASSET,
@@ -32,6 +41,7 @@ from efficientai_assets.names import (
 from resources.dvc.resource import DvcResource
 from resources.evidently.resource import DriftInputError, DriftResult, EvidentlyResource
 from resources.mlflow.resource import MlflowResource
+from resources.store_retry import retry_transient_store_errors
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -59,6 +69,7 @@ def batch_path(evidently: EvidentlyResource, partition_key: str) -> Path:
     description="A day's inference batch (landing folder or simulator), validated against the "
     "champion's training schema before anything is written.",
 )
+@retry_transient_store_errors
 def inference_batch(
     context: dg.AssetExecutionContext,
     config: InferenceBatchConfig,
@@ -69,6 +80,10 @@ def inference_batch(
     from efficientai_assets.defs.data.datasets import DatasetError
 
     day = context.partition_key
+    fingerprint = batch_fingerprint(config, day, mlflow, MONITORING_CODE_VERSION)
+    known = recall_batch(context, fingerprint, batch_path(evidently, day)) if fingerprint else None
+    if known is not None:
+        return known
     if config.source == "simulator":
         frame, source = simulate_batch(config, day), f"simulator (shift {config.shift})"
     else:
@@ -100,6 +115,8 @@ def inference_batch(
             "batch_path": dg.MetadataValue.path(str(path)),
             "champion_version": dg.MetadataValue.text(str(version.version)),
             "shift_strength": shift_strength(config, day) if config.source == "simulator" else 0.0,
+            INPUT_FINGERPRINT: dg.MetadataValue.text(fingerprint or ""),
+            BATCH_SHA256: dg.MetadataValue.text(file_sha256(path)),
         }
     )
 
@@ -122,19 +139,29 @@ def _drifted_table(result: DriftResult, limit: int = 30) -> str:
 
 
 def champion_accuracy(
-    mlflow: MlflowResource, version: "ModelVersion", frame: "pd.DataFrame"
+    mlflow: MlflowResource, version: "ModelVersion | PeekedVersion", frame: "pd.DataFrame"
 ) -> float:
-    """Accuracy of the champion on the labelled rows of ``frame``."""
-    import mlflow as mlflow_lib
+    """Accuracy of the champion on the labelled rows of ``frame``: only a version the pipeline
+    produced, its weights loaded by the project's own loader (no code from the registry runs)."""
+    import tempfile
+
     import numpy as np
 
-    mlflow.client()
+    from efficientai_assets.defs.training.origin import (
+        fetch_registered,
+        predict_labels,
+        require_pipeline_model,
+    )
+
     labelled = frame[frame[LABEL_COLUMN].notna()]
-    model = mlflow_lib.pyfunc.load_model(f"models:/{version.name}/{version.version}")
-    # The model's signature takes float32 features; landed files often carry float64 or int.
-    predicted = model.predict(labelled.drop(columns=[LABEL_COLUMN]).astype(np.float32))
+    with tempfile.TemporaryDirectory(prefix="efficientai-champion-") as scratch:
+        # Read in place from the embedded store when it can be (no MLflow), else downloaded.
+        peeked = peek_registered(mlflow, version) if isinstance(version, PeekedVersion) else None
+        fetched = peeked or fetch_registered(mlflow, version, Path(scratch))  # type: ignore[arg-type]
+        require_pipeline_model(str(version.name), "champion", fetched)
+        predicted = predict_labels(fetched, labelled.drop(columns=[LABEL_COLUMN]))
     truth = labelled[LABEL_COLUMN].to_numpy(dtype=np.int64)
-    return float((np.asarray(predicted["label"]).astype(np.int64) == truth).mean())
+    return float((np.asarray(predicted).astype(np.int64) == truth).mean())
 
 
 @dg.asset(
@@ -153,6 +180,7 @@ def champion_accuracy(
     description="Evidently DataDriftPreset of the day's batch against the champion's training "
     "split; HTML + JSON under reports/<day>/; champion accuracy when labels exist.",
 )
+@retry_transient_store_errors
 def drift_report(
     context: dg.AssetExecutionContext,
     evidently: EvidentlyResource,
@@ -161,17 +189,22 @@ def drift_report(
 ) -> dg.MaterializeResult:
     day = context.partition_key
     path = batch_path(evidently, day)
-    import pandas as pd
-
     if not path.is_file():
         raise MonitoringError(f"no batch for {day} at {path}: materialize inference_batch first")
+    folder = evidently.partition_dir(day)
+    fingerprint = drift_fingerprint(path, mlflow, evidently, MONITORING_CODE_VERSION)
+    known = recall_drift(context, fingerprint, folder, REPORT_STEM) if fingerprint else None
+    if known is not None:
+        return known
+    import pandas as pd
+
     batch = pd.read_parquet(path)
     version, profile, origin = reference_profile(mlflow, dvc, evidently)
-    try:
-        result = evidently.compute(profile, batch, profile.schema)
+    try:  # the verdict now; Evidently's HTML report from a child process when not yet made
+        result = evidently.decide(profile, batch, profile.schema)
     except DriftInputError as error:
         raise MonitoringError(f"bad inference batch {path}: {error}") from error
-    html_path, json_path = result.save(evidently.partition_dir(day), REPORT_STEM)
+    html_path, json_path = evidently.publish(result, profile, path, folder, REPORT_STEM)
     labelled_rows = int(batch[LABEL_COLUMN].notna().sum()) if LABEL_COLUMN in batch else 0
     metadata: dict[str, Any] = {
         "drift_share": result.drift_share,
@@ -194,6 +227,8 @@ def drift_report(
         "reference_data_md5": dg.MetadataValue.text(version.tags[TAG_DATA_MD5]),
         "reference_profile": dg.MetadataValue.text(origin),
         "numerical_method": result.settings.numerical_method,
+        "evidently_report": "rendered" if result.snapshot is not None else "rendering",
+        INPUT_FINGERPRINT: dg.MetadataValue.text(fingerprint or ""),
     }
     if labelled_rows:
         metadata["champion_accuracy"] = champion_accuracy(mlflow, version, batch)

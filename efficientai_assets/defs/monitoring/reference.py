@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 
 import dagster as dg
 
+from efficientai_assets.defs.training.registry_peek import PeekedVersion, peek_aliases
 from efficientai_assets.names import (
     CHAMPION_ALIAS,
     LABEL_COLUMN,
@@ -38,10 +39,16 @@ class MonitoringError(dg.Failure):
     """A monitoring step cannot go on; the description says why and what to do."""
 
 
-def champion_version(mlflow: MlflowResource) -> ModelVersion:
-    """The champion model version, which must carry the data md5 of the splits it was trained on."""
+def champion_version(mlflow: MlflowResource) -> ModelVersion | PeekedVersion:
+    """The champion model version, which must carry the data md5 of the splits it was trained on.
+    Read from the embedded store without loading MLflow when it can be (``registry_peek``)."""
     name = mlflow.model_name(MODEL_NAME)
-    version = mlflow.version_for_alias(name, CHAMPION_ALIAS)
+    peeked = peek_aliases(mlflow, name, (CHAMPION_ALIAS,))
+    version = (
+        peeked[CHAMPION_ALIAS]
+        if peeked is not None
+        else mlflow.version_for_alias(name, CHAMPION_ALIAS)
+    )
     if version is None:
         raise MonitoringError(
             f"{name} has no '{CHAMPION_ALIAS}' version, so there is no reference to compare "
@@ -103,12 +110,10 @@ def fetch_split_files(
                 shutil.copy2(snapshot / target.name, tmp)
                 tmp.replace(target)
         return targets
-    from dvc.api import read as dvc_read
-
     commit = commit or registry_commit_for(dvc, splits_pointer(dvc), md5)
     for target in targets:
-        path = f"{dvc.project_path(SPLITS_DIR)}/{target.name}"
-        data = dvc_read(path, repo=str(dvc.root()), rev=commit, mode="rb")
+        # Checked against the pointer at that commit, like every read of a versioned dataset.
+        data = dvc.read_at(dvc.project_path(SPLITS_DIR), target.name, commit)
         tmp = target.with_name(target.name + ".tmp")
         tmp.write_bytes(data)
         tmp.replace(target)
@@ -130,7 +135,7 @@ def _safe(text: str) -> str:
 
 def reference_profile(
     mlflow: MlflowResource, dvc: DvcResource, evidently: EvidentlyResource
-) -> tuple[ModelVersion, ReferenceProfile, str]:
+) -> tuple[ModelVersion | PeekedVersion, ReferenceProfile, str]:
     """The champion, the profile of its training split (computed once per data version), and
     where the profile came from (memory, disk, computed)."""
     import pandas as pd

@@ -100,6 +100,13 @@ def simulate_batch(config: InferenceBatchConfig, day: str) -> pd.DataFrame:
     return batch
 
 
+def landing_folder(config: InferenceBatchConfig) -> Path:
+    """Where the day's files land: ``landing_dir``, or ``<EFFICIENTAI_HOME>/landing``."""
+    if config.landing_dir:
+        return Path(config.landing_dir).expanduser()
+    return default_home().root / "landing"
+
+
 def landing_batch(config: InferenceBatchConfig, day: str) -> tuple[pd.DataFrame, str]:
     """``<landing>/<day>.parquet|.csv``, else the rows of any landed file whose timestamp column
     falls on ``day``."""
@@ -107,11 +114,7 @@ def landing_batch(config: InferenceBatchConfig, day: str) -> tuple[pd.DataFrame,
 
     from efficientai_assets.defs.data.datasets import read_table
 
-    folder = (
-        Path(config.landing_dir).expanduser()
-        if config.landing_dir
-        else (default_home().root / "landing")
-    )
+    folder = landing_folder(config)
     if not folder.is_dir():
         raise MonitoringError(f"landing folder {folder} does not exist")
     for suffix in (".parquet", ".csv"):

@@ -30,6 +30,12 @@ from efficientai_assets.defs.serving.bentos import (
 )
 from efficientai_assets.defs.serving.config import DeploymentConfig
 from efficientai_assets.defs.serving.ledger import record_in_mlflow
+from efficientai_assets.defs.serving.ray_backend import (
+    RayBackendError,
+    RayServeSettings,
+    check_cluster,
+    deploy_record,
+)
 from efficientai_assets.defs.serving.rollout import (
     Candidate,
     RolloutError,
@@ -57,6 +63,7 @@ from resources.bentoml.store import BentoMLResource
 from resources.bentoml.types import BentoStoreError, DeploymentRecord
 from resources.hardware.resource import HardwareResource
 from resources.mlflow.resource import MlflowResource
+from resources.store_retry import retry_transient_store_errors
 
 if TYPE_CHECKING:
     from mlflow.entities.model_registry import ModelVersion
@@ -76,6 +83,7 @@ SERVING_CODE_VERSION = "1"
     description="A bento serving the MLflow version the 'champion' alias points at; labels carry "
     "the model name and version, data md5 and git sha.",
 )
+@retry_transient_store_errors
 def model_bento(
     context: dg.AssetExecutionContext,
     mlflow: MlflowResource,
@@ -165,6 +173,19 @@ def _rollback_version(
         raise dg.Failure(f"{name} has no version {target} to roll back to: {error}") from error
 
 
+def _ray_settings(backend: str) -> RayServeSettings | None:
+    """For the Ray backend, its settings, once the cluster answered (a move to an unreachable
+    cluster fails here, naming the address, before anything is written)."""
+    if backend != "ray":
+        return None
+    try:
+        settings = RayServeSettings.from_env()
+        check_cluster(settings)
+    except RayBackendError as error:
+        raise dg.Failure(str(error)) from error
+    return settings
+
+
 @dg.asset(
     group_name="serving",
     kinds={"bentoml", "mlflow"},
@@ -202,6 +223,7 @@ def deployment(
     # Bentos first: nothing moves unless everything it needs can be served.
     champion_bento = bento_for_version(mlflow, bentoml, champion)
     canary_bento = bento_for_version(mlflow, bentoml, canary) if canary is not None else None
+    ray_settings = _ray_settings(config.backend)
 
     asked_by = request.requested_by.strip()
     plan = plan_move(
@@ -225,6 +247,7 @@ def deployment(
         dagster_run_id=context.run.run_id,
         previous_deployment_id=previous.deployment_id if previous else None,
         previous_champion_version=plan.previous_champion_version,
+        backend=config.backend,
     )
 
     # Claim the record's id first: of two concurrent moves, the second fails here, before it
@@ -233,11 +256,21 @@ def deployment(
         record_path = bentoml.write_deployment(record)
     except BentoStoreError as error:
         raise dg.Failure(str(error)) from error
+    serve_url, namespace = "", name.removesuffix(f"-{MODEL_NAME}")
+    if ray_settings is not None:
+        try:
+            serve_url = deploy_record(bentoml, record, namespace, ray_settings)
+        except Exception as error:  # not served: the record must not say so
+            record_path.unlink(missing_ok=True)
+            raise dg.Failure(f"Ray Serve did not take {record.summary()}: {error}") from error
+        context.log.info("Ray Serve application %s serves %s", serve_url, record.summary())
     if plan.alias_moves:
         try:
             client.set_registered_model_alias(name, CHAMPION_ALIAS, champion.version)
         except Exception:
             record_path.unlink(missing_ok=True)  # nothing moved: the record must not say so
+            if ray_settings is not None and previous is not None and previous.backend == "ray":
+                deploy_record(bentoml, previous, namespace, ray_settings)  # serve what was live
             raise
         client.set_model_version_tag(name, champion.version, TAG_PROMOTED_BY, context.run.run_id)
         client.set_model_version_tag(
@@ -278,6 +311,10 @@ def deployment(
             "record_path": dg.MetadataValue.path(str(record_path)),
             "record": dg.MetadataValue.json(json.loads(json.dumps(record.to_dict()))),
             "mlflow_run_url": dg.MetadataValue.url(run_url),
-            "serve_command": dg.MetadataValue.md("`make serve`"),
+            "backend": record.backend,
+            "serve_url": dg.MetadataValue.text(serve_url),
+            "serve_command": dg.MetadataValue.md(
+                "`make serve`" if record.backend == "bentoml" else "`make serve-ray`"
+            ),
         },
     )

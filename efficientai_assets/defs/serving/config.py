@@ -28,6 +28,11 @@ class DeploymentConfig(dg.Config):
     rollback_to_version: str = Field(
         default="", description="Version to roll back to; empty means the previous champion."
     )
+    backend: Literal["bentoml", "ray"] = Field(
+        default="bentoml",
+        description="Who serves: bentoml (the bentos, `make serve`) or ray (the Ray Serve "
+        "application of this namespace, deployed by this move; EFFICIENTAI_RAY_* settings).",
+    )
 
     def to_request(self) -> MoveRequest:
         """The move as plain values, for the rollout's decisions."""

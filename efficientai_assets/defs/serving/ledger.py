@@ -37,6 +37,7 @@ def run_tags(record: DeploymentRecord) -> dict[str, str]:
         "canary_version": record.canary.model_version if record.canary else "",
         "canary_share": str(record.canary_share),
         "previous_champion_version": record.previous_champion_version or "",
+        "backend": record.backend,
     }
     return {
         **{RUN_TAG_PREFIX + key: value for key, value in fields.items()},

@@ -26,6 +26,7 @@ from efficientai_assets.names import (
 from resources.dvc.resource import DvcResource
 from resources.hardware.resource import HardwareResource
 from resources.mlflow.resource import MlflowResource
+from resources.store_retry import retry_transient_store_errors
 
 
 @dg.asset(
@@ -45,6 +46,7 @@ from resources.mlflow.resource import MlflowResource
     ],
     description="An MLX MLP trained on the splits; one MLflow run; registered as 'challenger'.",
 )
+@retry_transient_store_errors
 def candidate_model(
     context: dg.AssetExecutionContext,
     config: TrainingConfig,
@@ -63,6 +65,7 @@ def candidate_model(
     description="Moves the 'champion' alias to the challenger when it passed its quality check and "
     "is not worse than the current champion on the current validation split.",
 )
+@retry_transient_store_errors
 def champion_model(
     context: dg.AssetExecutionContext, mlflow: MlflowResource, dvc: DvcResource
 ) -> dg.MaterializeResult:

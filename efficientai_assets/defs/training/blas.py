@@ -12,8 +12,12 @@ and nothing else in the product changes its own. Libraries are tried in this ord
 1. ``EFFICIENTAI_BLAS``: ``auto`` (default), ``reference`` (use the wheel's BLAS), or an absolute
    path to a shared library exporting ``cblas_sgemm``.
 2. The distribution's OpenBLAS (Debian/Ubuntu ``libopenblas0-pthread``; Fedora ``openblas``).
-3. Intel oneMKL from PyPI (``pip install mkl``), found in ``<sys.prefix>/lib``.
-4. Otherwise the wheel's reference BLAS: training works, only slower, and the choice is recorded.
+3. OpenBLAS from PyPI: ``ngsolve-openblas`` (OpenBLAS with the standard names, every x86-64 core
+   type, pthreads; 13 MB), a dependency of the project on Linux x86-64, so ``make run`` has it.
+   Its ``libgfortran.so.5`` (used by a few LAPACK routines) comes from the mlx wheel's own copy
+   through a folder of two links under ``<sys.prefix>/lib`` on the child's ``LD_LIBRARY_PATH``.
+4. Intel oneMKL from PyPI (``pip install mkl``), found in ``<sys.prefix>/lib``.
+5. Otherwise the wheel's reference BLAS: training works, only slower, and the choice is recorded.
 
 Every candidate is verified without loading it into this process: it must be an ELF shared
 object for this machine's architecture whose dynamic symbol table defines ``cblas_sgemm``.
@@ -40,11 +44,16 @@ SOURCE_REFERENCE = "reference"
 SOURCE_DEBIAN_OPENBLAS = "debian-openblas"
 SOURCE_SYSTEM_OPENBLAS = "system-openblas"
 SOURCE_PYPI_MKL = "pypi-mkl"
+SOURCE_PYPI_OPENBLAS = "pypi-openblas"
+PYPI_OPENBLAS_PACKAGE = "ngsolve_openblas"
+# Links to the mlx wheel's libgfortran (and what it needs), for the PyPI OpenBLAS to find.
+RUNTIME_LINKS_DIR = "efficientai-blas-runtime"
 SOURCE_CONFIGURED = "configured"
 
 _INSTALL_HINT = (
-    "install Debian's libopenblas0-pthread (apt-get install libopenblas0-pthread) "
-    "or Intel oneMKL from PyPI (pip install mkl) for a fast BLAS"
+    "the project installs PyPI's ngsolve-openblas on Linux x86-64 (make setup); elsewhere "
+    "install Debian's libopenblas0-pthread (apt-get install libopenblas0-pthread) or Intel "
+    "oneMKL from PyPI (pip install mkl) for a fast BLAS"
 )
 
 
@@ -103,6 +112,11 @@ def training_process_env(base: Mapping[str, str] | None = None) -> dict[str, str
     existing = env.get("LD_PRELOAD", "").strip()
     if choice.library not in re.split(r"[\s:]+", existing):
         env["LD_PRELOAD"] = f"{choice.library}:{existing}" if existing else choice.library
+    if choice.library in _package_libraries(PYPI_OPENBLAS_PACKAGE):  # chosen or configured
+        links = runtime_links()
+        if links is not None:  # checked by _select; None only if the links vanished since
+            paths = env.get("LD_LIBRARY_PATH", "")
+            env["LD_LIBRARY_PATH"] = f"{links}:{paths}" if paths else links
     if "mkl_rt" in Path(choice.library).name:
         # MKL's default layer (Intel OpenMP) aborts the process when libiomp5 is not on the
         # loader path, and its OpenMP layers collapse on a busy machine with this model's small
@@ -157,6 +171,8 @@ def _select(env: Mapping[str, str] | None = None) -> BlasChoice:
         if not os.path.exists(path):
             continue
         problem = _unusable(path)
+        if problem is None and source == SOURCE_PYPI_OPENBLAS and runtime_links() is None:
+            problem = "no libgfortran.so.5 for it (the mlx wheel's copy was not found)"
         if problem is None:
             return BlasChoice(
                 path, source, f"verified ({REQUIRED_SYMBOL} exported); preloaded for training only"
@@ -184,9 +200,62 @@ def _candidates() -> list[tuple[str, str]]:
         (f"/usr/lib/{triplet}/libopenblas.so.0", SOURCE_DEBIAN_OPENBLAS),
         ("/usr/lib64/libopenblasp.so.0", SOURCE_SYSTEM_OPENBLAS),
         ("/usr/lib64/libopenblas.so.0", SOURCE_SYSTEM_OPENBLAS),
+        *((path, SOURCE_PYPI_OPENBLAS) for path in _package_libraries(PYPI_OPENBLAS_PACKAGE)),
         (os.path.join(sys.prefix, "lib", "libmkl_rt.so.3"), SOURCE_PYPI_MKL),
         (os.path.join(sys.prefix, "lib", "libmkl_rt.so.2"), SOURCE_PYPI_MKL),
     ]
+
+
+def _package_folder(package: str) -> Path | None:
+    """Where an installed package lies, found without importing it (``ngsolve_openblas``'s
+    ``__init__`` would load its library into this process)."""
+    from importlib.util import find_spec
+
+    try:
+        spec = find_spec(package)
+    except (ImportError, ValueError):
+        return None
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    return Path(next(iter(spec.submodule_search_locations)))
+
+
+def pypi_openblas_library() -> str | None:
+    """The PyPI OpenBLAS that ``make setup`` installs on Linux x86-64 (None where it is not):
+    what a fresh machine without a distribution OpenBLAS trains with."""
+    found = _package_libraries(PYPI_OPENBLAS_PACKAGE)
+    return found[0] if found else None
+
+
+def _package_libraries(package: str) -> list[str]:
+    folder = _package_folder(package)
+    return sorted(str(p) for p in folder.glob("libopenblas*.so*")) if folder is not None else []
+
+
+def runtime_links() -> str | None:
+    """A folder holding ``libgfortran.so.5`` (and its ``libquadmath``) as links to the mlx
+    wheel's copies, made once under ``<sys.prefix>/lib``; None when they cannot be found or
+    made. Only the training child gets it on ``LD_LIBRARY_PATH``."""
+    mlx = _package_folder("mlx")
+    libs = mlx.parent / "mlx_cpu.libs" if mlx is not None else None
+    gfortran = sorted(libs.glob("libgfortran-*.so.5*")) if libs is not None else []
+    if not gfortran or libs is None:
+        return None
+    folder = Path(sys.prefix) / "lib" / RUNTIME_LINKS_DIR
+    wanted = {"libgfortran.so.5": gfortran[0]}
+    wanted.update({p.name: p for p in libs.glob("libquadmath-*.so*")})
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        for name, target in wanted.items():
+            link = folder / name
+            if not (link.is_symlink() and os.readlink(link) == str(target)):
+                tmp = folder / f".{name}.{os.getpid()}"
+                tmp.unlink(missing_ok=True)
+                tmp.symlink_to(target)
+                os.replace(tmp, link)
+    except OSError:
+        return None
+    return str(folder)
 
 
 def _unusable(path: str) -> str | None:

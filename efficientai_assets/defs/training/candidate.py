@@ -19,6 +19,7 @@ import dagster as dg
 from efficientai_assets.defs.training.config import TrainingConfig
 from efficientai_assets.defs.training.memo import MemoKey, MemoVerdict, PriorVersion, memo_verdict
 from efficientai_assets.defs.training.quality import judge_quality
+from efficientai_assets.defs.training.recall import SHAPE_FEATURES, SHAPE_ROWS, recall_candidate
 from efficientai_assets.defs.training.registry import (
     log_mlx_model,
     register_challenger,
@@ -87,9 +88,14 @@ class TrainingInputs:
 def run_candidate(
     context: dg.AssetExecutionContext, config: TrainingConfig, tools: TrainingTools
 ) -> dg.MaterializeResult:
-    """Gate, read, decide (reuse or train), write. The gate comes first: a held step reads nothing."""
-    gate = enforce_heavy_gate(context, tools.hardware, priority=cast(Priority, config.priority))
+    """Recall, read, decide (reuse or train), gate, write. The hardware gate judges only training:
+    an answer already known (``recall.py``) or a reuse loads no model and trains nothing."""
     splits = splits_version(tools.dvc)
+    known = recall_candidate(
+        context, config, tools.mlflow, tools.hardware, splits, TRAINING_CODE_VERSION
+    )
+    if known is not None:
+        return known
     with tempfile.TemporaryDirectory(prefix="efficientai-train-") as scratch:
         inputs = _read_inputs(config, tools, splits, Path(scratch))
         model_name = tools.mlflow.model_name(MODEL_NAME)
@@ -110,8 +116,9 @@ def run_candidate(
         )
         if found is not None and verdict.reuse:
             context.log.info("reusing %s version %s (same fingerprint)", model_name, found.version)
-            return _reuse(tools.mlflow, found, verdict, config)
+            return _reuse(tools.mlflow, found, verdict, config, inputs)
         context.log.info(verdict.reason)
+        gate = enforce_heavy_gate(context, tools.hardware, priority=cast(Priority, config.priority))
         return _train_and_register(context, config, tools, gate, inputs)
 
 
@@ -150,7 +157,11 @@ def _read_inputs(
 
 
 def _reuse(
-    mlflow: MlflowResource, version: ModelVersion, verdict: MemoVerdict, config: TrainingConfig
+    mlflow: MlflowResource,
+    version: ModelVersion,
+    verdict: MemoVerdict,
+    config: TrainingConfig,
+    inputs: TrainingInputs,
 ) -> dg.MaterializeResult:
     """Point ``challenger`` at the reused version and record today's verdict on it, which
     ``champion_model`` and promotions read (the floor is not part of the memo key)."""
@@ -170,6 +181,7 @@ def _reuse(
             "mlflow_run_url": dg.MetadataValue.url(run_url),
             "val_accuracy": verdict.val_accuracy,
             "fingerprint": version.tags.get(TAG_FINGERPRINT, ""),
+            **_shape_metadata(inputs),
         },
         check_results=[
             dg.AssetCheckResult(
@@ -186,6 +198,15 @@ def _reuse(
             )
         ],
     )
+
+
+def _shape_metadata(inputs: TrainingInputs) -> dict[str, dg.MetadataValue]:
+    """What ``recall.py`` rebuilds the memo key from on a later run without reading the data."""
+    return {
+        "data_md5": dg.MetadataValue.text(inputs.splits.md5),
+        SHAPE_ROWS: dg.MetadataValue.int(inputs.train_rows),
+        SHAPE_FEATURES: dg.MetadataValue.int(len(inputs.feature_columns)),
+    }
 
 
 def _train_and_register(
@@ -299,8 +320,8 @@ def _train_and_register(
             "device": result.device,
             "batch_size": inputs.batch_size,
             "blas": result.blas_tags.get("blas.source", "unknown"),
-            "data_md5": splits.md5,
             "fingerprint": inputs.key.fingerprint,
+            **_shape_metadata(inputs),
             **gate.to_metadata(),
         },
         check_results=[

@@ -1,21 +1,28 @@
-"""The champion step: read the challenger and the champion from the registry, score both on the
-current validation split, let ``promotion.py`` decide, and move the ``champion`` alias (with who
-moved it and why) only when the decision says so."""
+"""The champion step: read the challenger and the champion from the registry, refuse any the
+pipeline did not produce (``promotion.origin_refusal``, before anything is loaded), score both on
+the current validation split with the project's own loader (``origin.py``), let ``promotion.py``
+decide, and move the ``champion`` alias (with who moved it and why) only when the decision says so.
+"""
 
 from __future__ import annotations
 
+import tempfile
+from pathlib import Path
+
 import dagster as dg
 
+from efficientai_assets.defs.training.origin import (
+    accuracy_on,
+    fetch_registered,
+    require_pipeline_model,
+)
 from efficientai_assets.defs.training.promotion import (
     Contender,
     challenger_refusal,
     decide_promotion,
 )
-from efficientai_assets.defs.training.registry import (
-    current_validation,
-    evaluate_on_validation,
-    same_features,
-)
+from efficientai_assets.defs.training.recall import contest_record, recall_champion
+from efficientai_assets.defs.training.registry import current_validation, splits_version
 from efficientai_assets.names import (
     CHALLENGER_ALIAS,
     CHAMPION_ALIAS,
@@ -33,6 +40,10 @@ def run_champion(
     """Fails when there is nothing to compare (no challenger, or it failed its check); otherwise
     materializes with the seat's version as the data version, promoted or not."""
     name = mlflow.model_name(MODEL_NAME)
+    splits_md5 = splits_version(dvc).md5
+    known = recall_champion(context, mlflow, splits_md5)  # the last contest's outcome, if in place
+    if known is not None:
+        return known
     challenger = mlflow.version_for_alias(name, CHALLENGER_ALIAS)
     refusal = challenger_refusal(
         name, Contender.from_tags(challenger.version, challenger.tags) if challenger else None
@@ -40,14 +51,21 @@ def run_champion(
     if refusal is not None or challenger is None:
         raise dg.Failure(refusal)
     champion = mlflow.version_for_alias(name, CHAMPION_ALIAS)
-    validation = current_validation(dvc)
-    challenger_accuracy = evaluate_on_validation(mlflow, challenger, validation)
-    comparable = champion is not None and same_features(mlflow, champion, challenger)
-    champion_accuracy = (
-        evaluate_on_validation(mlflow, champion, validation)
-        if champion is not None and comparable
-        else None
-    )
+    with tempfile.TemporaryDirectory(prefix="efficientai-contest-") as scratch:
+        ours = fetch_registered(mlflow, challenger, Path(scratch) / "challenger")
+        require_pipeline_model(name, CHALLENGER_ALIAS, ours)
+        theirs = None
+        if champion is not None and str(champion.version) == str(challenger.version):
+            theirs = ours
+        elif champion is not None:
+            theirs = fetch_registered(mlflow, champion, Path(scratch) / "champion")
+            require_pipeline_model(name, CHAMPION_ALIAS, theirs)
+        validation = current_validation(dvc)
+        challenger_accuracy = accuracy_on(ours, validation)
+        comparable = theirs is not None and theirs.origin.input_columns == ours.origin.input_columns
+        champion_accuracy = (
+            accuracy_on(theirs, validation) if theirs is not None and comparable else None
+        )
     decision = decide_promotion(
         Contender.from_tags(challenger.version, challenger.tags),
         Contender.from_tags(champion.version, champion.tags) if champion is not None else None,
@@ -77,5 +95,6 @@ def run_champion(
             "model_version_url": dg.MetadataValue.url(
                 mlflow.model_version_url(name, decision.seat)
             ),
+            **contest_record(challenger, champion, decision.seat, splits_md5),
         },
     )

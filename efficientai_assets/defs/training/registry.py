@@ -1,5 +1,6 @@
 """Model I/O of the training steps: the versioned splits, logging an MLX model to MLflow without
-pickle, registering it as ``challenger``, and scoring registered versions as they are served.
+pickle, registering it as ``challenger``, and scoring registered versions as they are served
+(``origin.py`` reads them as files; no code from the registry runs).
 MLflow, pandas and the model code are imported inside the functions (the code location loads
 this module)."""
 
@@ -14,7 +15,6 @@ import dagster as dg
 from efficientai_assets.models.mlp import CONFIG_FILENAME, WEIGHTS_FILENAME
 from efficientai_assets.names import (
     CHALLENGER_ALIAS,
-    LABEL_COLUMN,
     MODEL_NAME,
     SPLITS_DIR,
     VALIDATION_SPLIT_FILE,
@@ -94,23 +94,10 @@ def current_validation(dvc: DvcResource) -> pd.DataFrame:
 def evaluate_on_validation(
     mlflow: MlflowResource, version: ModelVersion, validation: pd.DataFrame
 ) -> float:
-    """Accuracy of a registered version on ``validation`` (loaded via pyfunc, as served)."""
-    import mlflow as mlflow_lib
+    """Accuracy of a registered version on ``validation``: its weights and config loaded by the
+    project's own loader, as the bento serves them (no code from the registry runs). The
+    champion step also checks the version's origin first (``origin.require_pipeline_model``)."""
+    from efficientai_assets.defs.training.origin import accuracy_on, fetch_registered
 
-    mlflow.client()
-    model = mlflow_lib.pyfunc.load_model(f"models:/{version.name}/{version.version}")
-    predicted = model.predict(validation.drop(columns=[LABEL_COLUMN]))
-    return float((predicted["label"].to_numpy() == validation[LABEL_COLUMN].to_numpy()).mean())
-
-
-def same_features(mlflow: MlflowResource, one: ModelVersion, other: ModelVersion) -> bool:
-    """Whether two registered versions take the same input columns (from their signatures)."""
-    from mlflow.models import get_model_info
-
-    mlflow.client()
-
-    def columns(version: ModelVersion) -> list[str] | None:
-        signature = get_model_info(f"models:/{version.name}/{version.version}").signature
-        return signature.inputs.input_names() if signature is not None else None
-
-    return columns(one) == columns(other)
+    with tempfile.TemporaryDirectory(prefix="efficientai-evaluate-") as scratch:
+        return accuracy_on(fetch_registered(mlflow, version, Path(scratch)), validation)

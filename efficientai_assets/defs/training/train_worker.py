@@ -23,6 +23,7 @@ from efficientai_assets.models.mlp import (
     save,
     train,
 )
+from resources.lifetime import bind_to_parent, child_environment
 
 HISTORY_FILENAME = "history.json"
 RESULT_FILENAME = "result.json"
@@ -83,7 +84,8 @@ def run_training_process(
             ],
             capture_output=True,
             text=True,
-            env=env,
+            # The worker dies with this process, even when this one is killed outright.
+            env=child_environment(env),
             timeout=timeout_seconds,
             check=False,
         )
@@ -121,4 +123,5 @@ def main(request_path: str) -> None:
 if __name__ == "__main__":
     if len(sys.argv) != 2:
         sys.exit("usage: python -m efficientai_assets.defs.training.train_worker REQUEST.json")
+    bind_to_parent()  # never outlive the run process (resources/lifetime.py)
     main(sys.argv[1])

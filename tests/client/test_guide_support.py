@@ -11,6 +11,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+import dvc.repo  # noqa: F401  (see below)
 import pandas as pd
 import pytest
 from mlflow import MlflowClient
@@ -18,10 +19,14 @@ from mlflow import MlflowClient
 from resources.bentoml.servers import BentoServer
 from resources.bentoml.store import BentoMLResource
 
+# ``import dvc`` binds DVC's log handlers to the ``sys.stdout`` of that moment. Imported here, at
+# collection, that is pytest's session-long stream; first imported inside a test that captures
+# output (``capsys``), DVC would later write to the closed capture and fail every call.
+
 # The model a guide user trains in their own code: it doubles "feature" (models-from-code: MLflow
 # logs this file, not a pickle).
 USER_MODEL_CODE = textwrap.dedent(
-    '''
+    """
     import pandas as pd
     from mlflow.models import set_model
     from mlflow.pyfunc import PythonModel
@@ -33,7 +38,7 @@ USER_MODEL_CODE = textwrap.dedent(
 
 
     set_model(Doubler())
-    '''
+    """
 )
 
 

@@ -56,10 +56,11 @@ def test_a_worse_challenger_leaves_the_champion_in_its_seat() -> None:
     assert decision.seat_accuracy == 0.94
 
 
-def test_a_champion_with_other_input_columns_gives_way_to_a_passing_challenger() -> None:
-    decision = decide_promotion(PASSING, CHAMPION, 0.5, None, comparable=False)
-    assert decision.promoted is True and decision.seat == "2"
-    assert "not comparable" in decision.reason and "takes the seat" in decision.reason
+def test_a_challenger_with_other_input_columns_waits_for_an_operator_to_promote_it() -> None:
+    decision = decide_promotion(PASSING, CHAMPION, 0.99, None, comparable=False)
+    assert decision.promoted is False and decision.seat == "1"
+    assert "not comparable" in decision.reason and "the champion stays" in decision.reason
+    assert "deployment asset (action: promote" in decision.reason
 
 
 def test_the_champion_is_not_promoted_onto_itself() -> None:

@@ -15,14 +15,21 @@ def test_passwords_in_tracking_uris_are_never_shown() -> None:
     assert redact_uri("sqlite:////tmp/mlflow.db") == "sqlite:////tmp/mlflow.db"
 
 
-def test_a_failed_run_names_the_store_without_its_password() -> None:
+def test_a_tracking_uri_with_a_password_is_refused_without_showing_it() -> None:
+    with pytest.raises(ValueError) as refused:
+        MlflowResource(tracking_uri="http://ml:s3cret@127.0.0.1:9/")
+    assert "s3cret" not in str(refused.value)
+    assert "http://***@127.0.0.1:9/" in str(refused.value)
+    assert "EFFICIENTAI_MLFLOW_PASSWORD" in str(refused.value)
+
+
+def test_a_failed_run_names_the_store() -> None:
     resource = MlflowResource(
-        tracking_uri="http://ml:s3cret@127.0.0.1:9/", http_max_retries=0, http_timeout_seconds=5
+        tracking_uri="http://127.0.0.1:9/", http_max_retries=0, http_timeout_seconds=5
     )
     with pytest.raises(MlflowRunFailed) as raised, resource.run("x", "y"):
         pass
-    assert "s3cret" not in str(raised.value)
-    assert "http://ml:***@127.0.0.1:9/" in str(raised.value)
+    assert "http://127.0.0.1:9/" in str(raised.value)
 
 
 def test_credentials_of_one_resource_do_not_reach_another_server(

@@ -15,7 +15,7 @@ from resources.hardware.sources.linux import parse_cpulist, thermal_from_trips
 from resources.hardware.sources.macos import SubprocessRunner
 from resources.hardware.types import HardwareSnapshot, Pressure
 
-FIXTURES = Path(__file__).parent / "fixtures" / "hardware"
+FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "hardware"
 
 
 def macos(scenario: str) -> HardwareSnapshot:

@@ -419,7 +419,7 @@ def test_silicon_metrics_map_the_hardware_snapshot_and_say_unknown_where_unknown
 
 # -- the examples -------------------------------------------------------------------------------
 
-EXAMPLES = Path(__file__).resolve().parent.parent / "docs" / "examples"
+EXAMPLES = Path(__file__).resolve().parents[2] / "docs" / "examples"
 
 
 @pytest.mark.slow

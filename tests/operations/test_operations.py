@@ -11,7 +11,9 @@ from __future__ import annotations
 import gzip
 import io
 import json
+import os
 import shutil
+import signal
 import subprocess
 import sys
 import tarfile
@@ -93,7 +95,7 @@ def test_health_prints_a_line_per_component_and_exits_zero_when_all_are_up(
     for component in ("dagster-storage", "mlflow", "dvc-remote", "bentoml-store", "disk"):
         assert status[component] == "OK", result.stdout
     assert status["server"] == status["dashboard"] == "off", "not running, not configured"
-    assert "in sync" in result.stdout
+    assert "holds all" in result.stdout, "the remote holds every object of the current versions"
 
 
 def test_health_names_a_dead_mlflow_server_and_a_missing_dvc_remote(ops_home: OpsHome) -> None:
@@ -116,6 +118,30 @@ def test_health_names_a_dead_mlflow_server_and_a_missing_dvc_remote(ops_home: Op
     assert str(remote) in probe["detail"] and "does not exist" in probe["detail"]
 
 
+def test_health_reads_an_mlflow_tracking_server_through_its_health_route(ops_home: OpsHome) -> None:
+    port = free_port()
+    server = subprocess.Popen(
+        [sys.executable, "-m", "mlflow", "server", "--host", "127.0.0.1", "--port", str(port),
+         "--backend-store-uri", ops_home.home.mlflow_tracking_uri, "--workers", "1"],
+        env=dashboard_env(ops_home.home, MLFLOW_DISABLE_TELEMETRY="true"),
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
+    )  # fmt: skip
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 120
+        result = command("health", ops_home.home, EFFICIENTAI_MLFLOW_TRACKING_URI=url)
+        while lines_of(result).get("mlflow") != "OK" and time.monotonic() < deadline:
+            time.sleep(2)
+            result = command(
+                "health", ops_home.home, "--quick", EFFICIENTAI_MLFLOW_TRACKING_URI=url
+            )
+    finally:
+        os.killpg(server.pid, signal.SIGTERM)
+        server.wait(timeout=30)
+    assert result.returncode == 0, result.stdout
+    assert f"server {url}: OK" in result.stdout
+
+
 def test_health_names_a_configured_server_that_does_not_answer(ops_home: OpsHome) -> None:
     url = f"http://127.0.0.1:{free_port()}"
     result = command("health", ops_home.home, EFFICIENTAI_SERVE_URLS=url)
@@ -131,6 +157,7 @@ SLOW_RUN = textwrap.dedent(
     """
     import json, sys, time
     sys.path.insert(0, {tests!r})
+    sys.path.insert(0, {tests!r}.rsplit('/', 1)[0])
     import dagster as dg
     from conftest import resources_for_tests, training_run_config
     from resources.hardware.gate_settings import GateSettings
@@ -313,3 +340,100 @@ def test_backup_refuses_when_the_dvc_remote_lacks_a_version_the_registry_referen
     assert result.returncode == 1
     assert "lacks" in result.stderr and "dvc push --all-commits" in result.stderr
     assert not (backups.exists() and any(backups.iterdir())), "no archive, no staging left"
+
+
+# -- the team stack's databases -------------------------------------------------------------------
+
+SERVER = "postgresql://postgres@127.0.0.1:5432"
+
+
+def _admin(statement: str) -> None:
+    import psycopg2
+
+    connection = psycopg2.connect(f"{SERVER}/postgres", connect_timeout=3)
+    connection.autocommit = True
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute(statement)
+    finally:
+        connection.close()
+
+
+@pytest.fixture
+def databases() -> Iterator[dict[str, str]]:
+    """Four empty databases: Dagster's and MLflow's of a source home and of a restored one."""
+    import uuid
+
+    import psycopg2
+
+    try:
+        _admin("SELECT 1")
+    except psycopg2.OperationalError as error:
+        pytest.skip(f"no PostgreSQL server at {SERVER}: {error}")
+    suffix = uuid.uuid4().hex[:8]
+    names = {
+        role: f"efficientai_ops_{role}_{suffix}"
+        for role in ("dagster", "mlflow", "dagster_new", "mlflow_new")
+    }
+    for name in names.values():
+        _admin(f"CREATE DATABASE {name}")
+    yield {role: f"{SERVER}/{name}" for role, name in names.items()}
+    for name in names.values():
+        _admin(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+
+
+def test_postgres_stores_are_dumped_and_restored_into_empty_databases_only(
+    databases: dict[str, str], tmp_path: Path
+) -> None:
+    home = EfficientAIHome(tmp_path / "home")
+    home.dagster_home.mkdir(parents=True)
+    home.dagster_yaml.write_text(
+        "storage:\n  postgres:\n    postgres_url:\n      env: OPS_DAGSTER_URL\n"
+    )
+    source = {"OPS_DAGSTER_URL": databases["dagster"],
+              "EFFICIENTAI_MLFLOW_TRACKING_URI": databases["mlflow"]}  # fmt: skip
+    writer = textwrap.dedent(
+        f"""
+        import dagster as dg, mlflow
+        @dg.asset
+        def tiny() -> int:
+            return 1
+        instance = dg.DagsterInstance.from_config({str(home.dagster_home)!r})
+        for _ in range(3):
+            assert dg.materialize([tiny], instance=instance).success
+        client = mlflow.MlflowClient(tracking_uri={databases["mlflow"]!r})
+        client.create_experiment(
+            "{NAMESPACE}/training", artifact_location="file://{home.root}/mlflow/artifacts/x"
+        )
+        """
+    )
+    wrote = subprocess.run(
+        [sys.executable, "-c", writer], env=dashboard_env(home, **source),
+        capture_output=True, text=True, timeout=300, check=False,
+    )  # fmt: skip
+    assert wrote.returncode == 0, wrote.stderr[-2000:]
+    backup = command("backup", home, BACKUP_DIR=str(tmp_path / "backups"), **source)
+    assert backup.returncode == 0, backup.stderr
+    archive = backup.stdout.strip().splitlines()[-1]
+    with tarfile.open(archive) as opened:
+        assert {"dagster.pgdump", "mlflow.pgdump"} <= set(opened.getnames())
+
+    target = EfficientAIHome(tmp_path / "restored")
+    into = {"OPS_DAGSTER_URL": databases["dagster_new"],
+            "EFFICIENTAI_MLFLOW_TRACKING_URI": databases["mlflow_new"]}  # fmt: skip
+    restored = command("restore", target, archive, **into)
+    assert restored.returncode == 0, restored.stdout + restored.stderr
+    assert lines_of(restored)["dagster-history"] == "OK" and "3 runs" in restored.stdout
+    health = command("health", target, **into)
+    assert health.returncode == 0, health.stdout
+    import psycopg2
+
+    with psycopg2.connect(databases["mlflow_new"]) as connection, connection.cursor() as cursor:
+        cursor.execute("SELECT artifact_location FROM experiments WHERE name = %s",
+                       (f"{NAMESPACE}/training",))  # fmt: skip
+        assert cursor.fetchone() == (f"file://{target.root}/mlflow/artifacts/x",)
+    connection.close()
+
+    again = command("restore", EfficientAIHome(tmp_path / "another"), archive, **into)
+    assert again.returncode == 1 and "is not empty" in again.stderr
+    assert "nothing was written" in again.stderr and not (tmp_path / "another").exists()

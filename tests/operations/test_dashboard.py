@@ -43,7 +43,7 @@ CALM_DAYS = ("2026-11-20", "2026-11-21")
 DRIFTED_DAY = "2026-11-22"
 AFTER_DAY = "2026-11-23"
 HELD_SECONDS = 900
-ARTIFACTS = Path(__file__).resolve().parent / "artifacts" / "dashboard"
+ARTIFACTS = Path(__file__).resolve().parents[1] / "artifacts" / "dashboard"
 
 
 @dataclass
@@ -59,15 +59,18 @@ class BuiltHome:
 
 def _held_then_clear(folder: Path) -> HardwareResource:
     """A replayed machine that is critical at first and clear ``HELD_SECONDS`` later: the first
-    heavy step is held once, then goes (the gate's hysteresis shortened to one reading)."""
+    heavy step is held, then goes (the gate's hysteresis shortened to one reading). The trace is
+    also the clock; its critical readings share one time, so however many readings the step
+    takes before it asks the gate, the wait it records is exactly ``HELD_SECONDS``."""
     start = time.time() - 2 * HELD_SECONDS
+    critical = {"at": 0, "thermal_state": "critical", "thermal_source": "replay"}
     trace = folder / "hold-trace.json"
     trace.write_text(
         json.dumps(
             {
                 "start": start,
                 "readings": [
-                    {"at": 0, "thermal_state": "critical", "thermal_source": "replay"},
+                    *[critical] * 4,
                     {"at": HELD_SECONDS, "thermal_state": "nominal", "thermal_source": "replay"},
                 ],
             }
@@ -526,6 +529,14 @@ def test_health_reports_every_store_up(dashboard: Dashboard) -> None:
     assert status["dagster-storage"] == status["mlflow"] == status["bentoml-store"] == "up"
     assert status["dvc-remote"] == status["disk"] == "up"
     assert all(isinstance(c["latency_ms"], float) for c in document["components"])
+    # `make health` asks the running dashboard's /health too.
+    health = subprocess.run(
+        [sys.executable, "-m", "efficientai_assets.operations.health"],
+        env=dashboard_env(dashboard.built.home, DASHBOARD_URL=dashboard.url),
+        capture_output=True, text=True, timeout=300, check=False,
+    )  # fmt: skip
+    assert health.returncode == 0, health.stdout
+    assert "OK   dashboard" in health.stdout and f"{dashboard.url}/health: 200" in health.stdout
 
 
 def test_the_dashboard_never_writes_to_the_home(dashboard: Dashboard) -> None:

@@ -1,0 +1,120 @@
+"""The stack's configuration without starting it (the quick tier: no ``stack`` marker): its
+credentials, names, generated configs, executor choice and worker command."""
+
+from __future__ import annotations
+
+import os
+import stat
+import subprocess
+import sys
+from pathlib import Path
+
+import dagster as dg
+import pytest
+
+from resources.home import EfficientAIHome
+from resources.stack import backing
+from resources.stack.configs import DAGSTER_POSTGRES_URL_ENV, write_dagster_yaml
+from resources.stack.executor import executor_from_environment
+from resources.stack.processes import StackError, port_open
+from resources.stack.services import worker_command
+from resources.stack.settings import (
+    BROKER_ENV,
+    MLFLOW_ADMIN_PASSWORD_ENV,
+    S3_SECRET_ENV,
+    StackPaths,
+    ensure_credentials,
+    home_prefix,
+    load_credentials,
+    postgres_server_url,
+)
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def test_generated_credentials_are_owner_only_and_the_environment_wins(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv(MLFLOW_ADMIN_PASSWORD_ENV, raising=False)
+    monkeypatch.setenv(S3_SECRET_ENV, "the-teams-own-secret")
+    paths = StackPaths(EfficientAIHome(tmp_path / "home"))
+    generated = ensure_credentials(paths)
+    assert stat.S_IMODE(paths.credentials_file.stat().st_mode) == 0o600
+    assert len(generated[MLFLOW_ADMIN_PASSWORD_ENV]) >= 12
+    assert generated[S3_SECRET_ENV] == "the-teams-own-secret"
+    assert "the-teams-own-secret" not in paths.credentials_file.read_text()
+    assert ensure_credentials(paths) == generated  # generated once, then reused
+    monkeypatch.delenv(S3_SECRET_ENV)
+    assert load_credentials(paths)[S3_SECRET_ENV] == ""  # nothing generated for it yet
+    assert ensure_credentials(paths)[S3_SECRET_ENV] not in ("", "the-teams-own-secret")
+
+
+def test_a_short_admin_password_is_refused_before_anything_starts(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv(MLFLOW_ADMIN_PASSWORD_ENV, "short")
+    with pytest.raises(StackError, match="at least 12 characters"):
+        ensure_credentials(StackPaths(EfficientAIHome(tmp_path / "home")))
+
+
+def test_two_homes_get_distinct_database_and_broker_names(tmp_path: Path) -> None:
+    first = home_prefix(EfficientAIHome(tmp_path / "a"))
+    second = home_prefix(EfficientAIHome(tmp_path / "b"))
+    assert first != second
+    assert set(backing.database_names(first).values()).isdisjoint(
+        backing.database_names(second).values()
+    )
+
+
+def test_the_executor_runs_in_process_unless_a_broker_is_configured(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.delenv(BROKER_ENV, raising=False)
+    assert executor_from_environment() is dg.in_process_executor
+    monkeypatch.setenv(BROKER_ENV, "pyamqp://guest:guest@127.0.0.1:5672/x")
+    executor = executor_from_environment()
+    assert executor.name == "celery"
+    assert "guest:guest" not in str(executor.config_schema)  # read from the environment
+
+
+def test_a_worker_listens_on_every_queue_given() -> None:
+    command = worker_command("w", ("dagster", "heavy"))
+    queues = command[command.index("-Q") + 1]
+    assert queues == "dagster,heavy" and command.count("-Q") == 1
+
+
+def test_joining_without_the_stack_variables_names_the_missing_ones(tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("EFFICIENTAI", "AWS_"))}
+    done = subprocess.run(
+        [sys.executable, "-m", "resources.stack", "worker", "gpu-box", "-q", "heavy"],
+        env={**env, "EFFICIENTAI_HOME": str(tmp_path / "home")},
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 1
+    assert BROKER_ENV in done.stderr and "AWS_ACCESS_KEY_ID" in done.stderr
+
+
+def test_the_stack_instance_config_loads_on_postgres_with_run_limits(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    if not port_open(5432):
+        pytest.skip("no PostgreSQL on 127.0.0.1:5432")
+    names = backing.database_names(home_prefix(EfficientAIHome(tmp_path)))
+    only = {"dagster": names["dagster"]}
+    backing.create_databases(postgres_server_url(), only)
+    try:
+        write_dagster_yaml(tmp_path / "dagster", heavy_slots=3, max_runs=2, max_runtime_seconds=60)
+        url = backing.database_url(postgres_server_url(), names["dagster"])
+        monkeypatch.setenv(DAGSTER_POSTGRES_URL_ENV, url)
+        with dg.DagsterInstance.from_config(str(tmp_path / "dagster")) as instance:
+            assert type(instance.run_storage).__name__ == "PostgresRunStorage"
+            assert type(instance.run_coordinator).__name__ == "QueuedRunCoordinator"
+            queue = instance.get_concurrency_config().run_queue_config
+            assert queue is not None and queue.max_concurrent_runs == 2
+            assert instance.get_concurrency_config().pool_config.default_pool_limit == 3
+    finally:
+        backing.drop_databases(postgres_server_url(), only)
