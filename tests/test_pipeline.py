@@ -101,6 +101,7 @@ def test_candidate_is_one_finished_run_with_batched_epoch_metrics(
     assert run.data.tags["blas.source"] in {
         "debian-openblas",
         "system-openblas",
+        "pypi-openblas",
         "pypi-mkl",
         "configured",
         "reference",

@@ -252,6 +252,7 @@ def test_a_worker_killed_mid_step_hands_the_step_on_and_its_mlflow_run_ends_fail
     finally:
         for name in ("worker-a", "worker-b"):
             stack.stop_service(name)
+        lifecycle.start_worker(stack, lifecycle.WorkerSpec("worker-heavy", ("heavy",)))
     assert time.monotonic() - killed_at < 600
     with _instance(stack) as instance:
         survivor = _celery_workers_by_step(instance, run_id)["candidate_model"]
@@ -261,6 +262,7 @@ def test_a_worker_killed_mid_step_hands_the_step_on_and_its_mlflow_run_ends_fail
     assert heavy_pool.active_slot_count == 0
 
 
+@pytest.mark.timeout(1800)
 def test_drift_on_a_monitoring_day_triggers_a_retraining_run_on_the_stack(
     stack: Stack, pipeline_run: str
 ) -> None:
@@ -282,6 +284,7 @@ def test_drift_on_a_monitoring_day_triggers_a_retraining_run_on_the_stack(
     assert launch.wait(stack, retraining.run_id, timeout_seconds=840) == "SUCCESS"
 
 
+@pytest.mark.timeout(1800)
 def test_a_worker_with_its_own_home_joins_and_takes_the_heavy_steps(
     stack: Stack, pipeline_run: str, tmp_path: Path
 ) -> None:
@@ -298,6 +301,7 @@ def test_a_worker_with_its_own_home_joins_and_takes_the_heavy_steps(
         launch.wait(stack, run_id, timeout_seconds=840)
     finally:
         stack.stop_service("worker-joined")
+        lifecycle.start_worker(stack, lifecycle.WorkerSpec("worker-heavy", ("heavy",)))
     with _instance(stack) as instance:
         workers = _celery_workers_by_step(instance, run_id)
     assert workers["candidate_model"].startswith("worker-joined@")

@@ -335,6 +335,8 @@ class DvcResource(dg.ConfigurableResource):
         """The committed version of ``relative_path``, or None when it was never versioned."""
         if self.registry_git_url and (self.root() / ".git").exists():
             self._sync_unlocked()
+        elif self.registry_git_url:
+            self.ensure_repo()  # a home of its own reading the shared registry first: clone it
         pointer = self.root() / f"{relative_path}.dvc"
         if not pointer.is_file():
             return None

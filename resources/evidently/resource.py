@@ -164,9 +164,12 @@ class EvidentlyResource(dg.ConfigurableResource):
         ``profile``. Returns (html, json)."""
         if result.snapshot is not None:
             return result.save(folder, stem)
+        from resources.evidently.profile import save_profile
         from resources.evidently.render import start_render
 
         profile_folder = self.reports_root() / "reference" / profile.key
+        if not (profile_folder / "profile.json").is_file():  # a profile this process had in memory
+            save_profile(profile, profile_folder)
         return start_render(
             result, profile.schema, profile_folder=profile_folder, current_path=current_path,
             folder=folder, stem=stem,

@@ -114,14 +114,18 @@ def pipeline_assets() -> list[Any]:
 
 def monitor_day(built: BuiltHome, namespace: str, day: str, **batch: Any) -> None:
     from efficientai_assets.defs.monitoring.assets import drift_report, inference_batch
+    from resources.evidently.render import wait_for_report
 
-    _materialize(
+    result = _materialize(
         built,
         namespace,
         [inference_batch, drift_report],
         {"ops": {"inference_batch": {"config": batch}}},
         partition_key=day,
     )
+    # The step gives the verdict; Evidently's HTML report follows from its child process.
+    [report] = result.asset_materializations_for_node("drift_report")
+    wait_for_report(Path(str(report.metadata["report_path"].value)).parent, timeout_seconds=600)
 
 
 def build_alpha(built: BuiltHome, scratch: Path) -> None:

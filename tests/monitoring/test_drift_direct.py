@@ -125,3 +125,19 @@ def test_other_methods_and_categorical_columns_are_left_to_evidently() -> None:
     assert psi.decide(profile, current, SCHEMA).snapshot is not None
     with pytest.raises(ValueError, match="compute_drift"):
         compute_direct(profile, current, SCHEMA, psi.settings())
+
+
+def test_a_profile_this_process_had_in_memory_is_stored_beside_the_report(tmp_path: Path) -> None:
+    """Another home's resource profiled the same data version first: the profile comes from
+    memory, so the renderer finds it only because publishing stores it under this home too."""
+    reference, current = frames(500)
+    first = EvidentlyResource(reports_dir=str(tmp_path / "one"))
+    first.reference_profile("md5-shared", lambda: reference, SCHEMA)
+    second = EvidentlyResource(reports_dir=str(tmp_path / "two"))
+    profile, origin = second.reference_profile("md5-shared", lambda: reference, SCHEMA)
+    assert origin == "memory"
+    batch = tmp_path / "batch.parquet"
+    current.to_parquet(batch)
+    result = second.decide(profile, current, SCHEMA)
+    second.publish(result, profile, batch, tmp_path / "two" / "day")
+    assert wait_for_report(tmp_path / "two" / "day", timeout_seconds=600) == RENDERED
