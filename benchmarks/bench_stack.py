@@ -76,7 +76,6 @@ def _throughput(home: Path, reps: int, log: Any) -> tuple[list[float], list[floa
     times alternately, on one stack (the second worker is started and stopped each time)."""
     import dagster as dg
 
-    from benchmarks.stack_jobs import independent_heavy_steps
     from resources.home import EfficientAIHome
     from resources.stack import lifecycle
     from resources.stack.settings import HEAVY_QUEUE
@@ -89,6 +88,11 @@ def _throughput(home: Path, reps: int, log: Any) -> tuple[list[float], list[floa
         specs = [lifecycle.WorkerSpec(f"bench-heavy-{i}", (HEAVY_QUEUE,)) for i in (0, 1)]
         lifecycle.start_worker(stack, specs[0], extra_env=SINGLE_THREAD)
         os.environ.update(stack.client_env(secrets=False))
+        # Imported only now: the job's executor is chosen from the environment when it loads.
+        from benchmarks.stack_jobs import independent_heavy_steps
+
+        if independent_heavy_steps.executor_def.name != "celery":
+            raise RuntimeError("benchmarks.stack_jobs was loaded before the stack's environment")
         job = dg.reconstructable(independent_heavy_steps)
         with dg.DagsterInstance.from_config(str(stack.paths.dagster_home)) as instance:
             dg.execute_job(job, instance=instance)  # warm-up: both sides' imports

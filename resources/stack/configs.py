@@ -49,6 +49,9 @@ database_uri = {database_uri}
 admin_username = {admin}
 authorization_function = mlflow.server.auth:authenticate_request_basic_auth
 grant_default_workspace_access = false
+# A verified login is remembered for 60 s per server worker: without it every request pays a
+# PBKDF2 hash (each pipeline step makes dozens); a changed password takes up to 60 s to apply.
+auth_cache_ttl_seconds = 60
 """
 
 

@@ -29,7 +29,7 @@ from resources.stack.settings import (
     postgres_server_url,
 )
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 
 
 def test_generated_credentials_are_owner_only_and_the_environment_wins(

@@ -40,7 +40,7 @@ PIPELINE = [raw_dataset, dataset_splits, candidate_model, champion_model]
 MONITORING = [inference_batch, drift_report]
 TRAINING = {"ops": {"candidate_model": {"config": FAST_TRAINING}}}
 HEAVY = ("mlflow", "evidently", "bentoml", "dvc", "sklearn", "pandas", "scipy")
-TESTS = Path(__file__).resolve().parent
+TESTS = Path(__file__).resolve().parents[1]
 
 # The re-run in a fresh interpreter: what it materialized and which heavy modules it loaded.
 RERUN = """
