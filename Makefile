@@ -18,7 +18,7 @@ export DAGSTER_DISABLE_TELEMETRY := 1
 # dg runs the project in its own .venv; say so, as an activated environment would.
 export VIRTUAL_ENV := $(CURDIR)/$(VENV)
 
-.PHONY: setup run test lint dev serve ray-up serve-ray ray-down rollback mlflow-ui bench bench-quick clean-home stack-up stack-run stack-status stack-down stack-worker dashboard health backup restore
+.PHONY: setup run test test-stack lint dev serve ray-up serve-ray ray-down rollback mlflow-ui bench bench-quick clean-home stack-up stack-run stack-status stack-down stack-worker dashboard health backup restore
 
 $(UV):
 	$(PYTHON) -m venv .tools
@@ -37,9 +37,13 @@ run: setup
 	$(PY) -m resources.supervise -- $(DG) launch --job monitoring_job --partition "$$($(PY) -m efficientai_assets.summary --latest-day)"
 	$(PY) -m efficientai_assets.summary
 
-## test: the whole test suite on real components
+## test: the test suite on real components (the team stack's end-to-end tier: make test-stack)
 test: setup
-	$(VENV)/bin/pytest
+	$(VENV)/bin/pytest -m "not stack"
+
+## test-stack: the team stack's end-to-end tests (PostgreSQL, RabbitMQ, MLflow server, S3 store)
+test-stack: setup
+	$(VENV)/bin/pytest -m stack
 
 lint: setup
 	$(VENV)/bin/ruff check .

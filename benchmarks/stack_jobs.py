@@ -10,7 +10,7 @@ from resources.stack.executor import executor_from_environment
 
 STEPS = 4
 MATRIX = 384
-ROUNDS = 1200  # ~6 s of one core per step here
+ROUNDS = 4000  # ~10 s of one core per step here: dispatch costs ~1 s a step
 
 
 def _heavy_op(index: int) -> dg.OpDefinition:
