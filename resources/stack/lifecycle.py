@@ -155,8 +155,16 @@ def ensure_mlflow_user(stack: Stack, username: str, password: str) -> None:
 def stop_processes(stack: Stack) -> list[str]:
     """Stop workers first (they finish writing to the services), then the services."""
     names = [name for name in stack.running() if name not in SERVICES]
-    stopped = [name for name in names if stack.stop_service(name)]
-    stopped += [name for name in reversed(SERVICES) if stack.stop_service(name)]
+    stopped: list[str] = []
+    failures: list[str] = []
+    for name in [*names, *reversed(SERVICES)]:
+        try:  # one process that cannot be stopped must not leave the others running
+            if stack.stop_service(name):
+                stopped.append(name)
+        except Exception as error:
+            failures.append(f"{name}: {error}")
+    if failures:
+        raise StackError(f"could not stop {'; '.join(failures)}; stopped {', '.join(stopped)}")
     return stopped
 
 
