@@ -19,7 +19,12 @@ import dagster as dg
 from efficientai_assets.defs.training.config import TrainingConfig
 from efficientai_assets.defs.training.memo import MemoKey, MemoVerdict, PriorVersion, memo_verdict
 from efficientai_assets.defs.training.quality import judge_quality
-from efficientai_assets.defs.training.recall import SHAPE_FEATURES, SHAPE_ROWS, recall_candidate
+from efficientai_assets.defs.training.recall import (
+    SHAPE_FEATURES,
+    SHAPE_ROWS,
+    recall_candidate,
+    reused_quality_check,
+)
 from efficientai_assets.defs.training.registry import (
     log_mlx_model,
     register_challenger,
@@ -184,18 +189,7 @@ def _reuse(
             **_shape_metadata(inputs),
         },
         check_results=[
-            dg.AssetCheckResult(
-                check_name=QUALITY_CHECK,
-                passed=verdict.quality.passed,
-                severity=dg.AssetCheckSeverity.ERROR,
-                metadata={
-                    "val_accuracy": verdict.val_accuracy,
-                    "val_loss": verdict.val_loss,
-                    "floor": config.min_validation_accuracy,
-                    "model_version": str(version.version),
-                },
-                description=f"reused version, re-checked: {verdict.quality.description}",
-            )
+            reused_quality_check(verdict, config.min_validation_accuracy, str(version.version))
         ],
     )
 

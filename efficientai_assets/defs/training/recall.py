@@ -25,7 +25,7 @@ import dagster as dg
 
 from efficientai_assets.defs.data.memo import INPUT_FINGERPRINT, MEMOIZED, Record, recorded_metadata
 from efficientai_assets.defs.training.config import TrainingConfig
-from efficientai_assets.defs.training.memo import MemoKey, PriorVersion, memo_verdict
+from efficientai_assets.defs.training.memo import MemoKey, MemoVerdict, PriorVersion, memo_verdict
 from efficientai_assets.defs.training.promotion import Contender, challenger_refusal
 from efficientai_assets.defs.training.registry_peek import PeekedVersion, peek_aliases
 from efficientai_assets.names import (
@@ -139,19 +139,26 @@ def recall_candidate(
     return dg.MaterializeResult(
         metadata=metadata,
         check_results=[
-            dg.AssetCheckResult(
-                check_name=QUALITY_CHECK,
-                passed=verdict.quality.passed,
-                severity=dg.AssetCheckSeverity.ERROR,
-                metadata={
-                    "val_accuracy": verdict.val_accuracy,
-                    "val_loss": verdict.val_loss,
-                    "floor": config.min_validation_accuracy,
-                    "model_version": challenger.version,
-                },
-                description=f"reused version, re-checked: {verdict.quality.description}",
-            )
+            reused_quality_check(verdict, config.min_validation_accuracy, challenger.version)
         ],
+    )
+
+
+def reused_quality_check(verdict: MemoVerdict, floor: float, version: str) -> dg.AssetCheckResult:
+    """The blocking quality check of a reused version, re-judged against today's floor (the
+    floor is not part of the fingerprint)."""
+    assert verdict.quality is not None, "a reuse verdict always carries its quality verdict"
+    return dg.AssetCheckResult(
+        check_name=QUALITY_CHECK,
+        passed=verdict.quality.passed,
+        severity=dg.AssetCheckSeverity.ERROR,
+        metadata={
+            "val_accuracy": verdict.val_accuracy,
+            "val_loss": verdict.val_loss,
+            "floor": floor,
+            "model_version": version,
+        },
+        description=f"reused version, re-checked: {verdict.quality.description}",
     )
 
 
