@@ -23,7 +23,7 @@ import numpy as np
 import pandas as pd
 
 from resources.evidently.engine import error_bound
-from resources.evidently.profile import sample_rows
+from resources.evidently.profile import sample_current
 from resources.evidently.types import (
     ColumnDrift,
     DriftInputError,
@@ -31,9 +31,7 @@ from resources.evidently.types import (
     DriftSchema,
     DriftSettings,
     ReferenceProfile,
-    cdf_error,
 )
-from resources.evidently.validation import validate_frame
 
 DIRECT_METHODS = frozenset({"wasserstein", "ks"})
 _MIN_NORM = 0.001  # Evidently's floor on the reference std
@@ -92,14 +90,7 @@ def compute_direct(
             f"direct drift covers numerical columns with {sorted(DIRECT_METHODS)}, not "
             f"{settings.numerical_method!r} or categorical columns: use compute_drift"
         )
-    if profile.schema.features != schema.features:
-        raise DriftInputError(
-            f"the reference profile was built for columns {list(profile.schema.features)[:5]}…, "
-            f"not the requested schema"
-        )
-    validate_frame(current, schema, "current batch", settings.min_rows, profile)
-    current_sample = sample_rows(current, schema.features, settings.max_rows, settings.seed + 1)
-    eps_cur = cdf_error(len(current_sample), len(current), settings.sample_confidence)
+    current_sample, eps_cur = sample_current(current, schema, settings, profile)
     method, threshold = settings.numerical_method, settings.numerical_threshold
     columns = []
     for column in schema.features:

@@ -18,18 +18,15 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from resources.evidently.profile import build_profile, sample_rows
+from resources.evidently.profile import build_profile, sample_current
 from resources.evidently.types import (
     P_VALUE_METHODS,
     ColumnDrift,
-    DriftInputError,
     DriftResult,
     DriftSchema,
     DriftSettings,
     ReferenceProfile,
-    cdf_error,
 )
-from resources.evidently.validation import validate_frame
 
 
 def error_bound(
@@ -64,14 +61,7 @@ def compute_drift(
         if isinstance(reference, ReferenceProfile)
         else build_profile(reference, schema, settings)
     )
-    if profile.schema.features != schema.features:
-        raise DriftInputError(
-            f"the reference profile was built for columns {list(profile.schema.features)[:5]}…, "
-            f"not the requested schema"
-        )
-    validate_frame(current, schema, "current batch", settings.min_rows, profile)
-    current_sample = sample_rows(current, schema.features, settings.max_rows, settings.seed + 1)
-    eps_cur = cdf_error(len(current_sample), len(current), settings.sample_confidence)
+    current_sample, eps_cur = sample_current(current, schema, settings, profile)
 
     definition = DataDefinition(
         numerical_columns=list(schema.numerical), categorical_columns=list(schema.categorical)

@@ -19,6 +19,7 @@ import numpy as np
 import pandas as pd
 
 from resources.evidently.types import (
+    DriftInputError,
     DriftSchema,
     DriftSettings,
     ReferenceProfile,
@@ -40,6 +41,21 @@ def sample_rows(
         return frame.loc[:, list(columns)].reset_index(drop=True)
     rows = np.sort(np.random.default_rng(seed).choice(len(frame), size=max_rows, replace=False))
     return frame.take(rows).loc[:, list(columns)].reset_index(drop=True)
+
+
+def sample_current(
+    current: pd.DataFrame, schema: DriftSchema, settings: DriftSettings, profile: ReferenceProfile
+) -> tuple[pd.DataFrame, float]:
+    """The current batch checked against the reference profile, validated and sampled within the
+    stated bound; returns the sample and its CDF error (the same for every drift computation)."""
+    if profile.schema.features != schema.features:
+        raise DriftInputError(
+            f"the reference profile was built for columns {list(profile.schema.features)[:5]}…, "
+            f"not the requested schema"
+        )
+    validate_frame(current, schema, "current batch", settings.min_rows, profile)
+    sample = sample_rows(current, schema.features, settings.max_rows, settings.seed + 1)
+    return sample, cdf_error(len(sample), len(current), settings.sample_confidence)
 
 
 def build_profile(
