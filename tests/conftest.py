@@ -7,6 +7,7 @@ session; tests that need a fresh state build their own home with ``make_home``.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import subprocess
@@ -99,19 +100,27 @@ def training_run_config(**overrides: Any) -> dict[str, Any]:
     return {"ops": {"candidate_model": {"config": {**FAST_TRAINING, **overrides}}}}
 
 
-@pytest.fixture(scope="session")
-def trained_pipeline(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PipelineHome]:
-    """One home in which data, splits, candidate and champion were materialized."""
+@contextlib.contextmanager
+def trained_home(root: Path) -> Iterator[PipelineHome]:
+    """A home under ``root`` in which data, splits, candidate and champion were materialized."""
     from efficientai_assets.defs.data.assets import dataset_splits, raw_dataset
     from efficientai_assets.defs.training.assets import candidate_model, champion_model
 
-    home = make_home(tmp_path_factory.mktemp("trained") / "home")
+    home = make_home(root)
     with dg.instance_for_test(temp_dir=str(home.dagster_home)) as instance:
         pipeline = PipelineHome(home, resources_for_tests("test", home), instance)
         pipeline.materialize(
             [raw_dataset, dataset_splits, candidate_model, champion_model],
             run_config=training_run_config(),
         )
+        yield pipeline
+
+
+@pytest.fixture(scope="session")
+def trained_pipeline(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PipelineHome]:
+    """One trained home shared by the tests that only read it: one registered version, the
+    champion. A test that trains or moves more builds its own with ``trained_home``."""
+    with trained_home(tmp_path_factory.mktemp("trained") / "home") as pipeline:
         yield pipeline
 
 

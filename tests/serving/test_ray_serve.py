@@ -18,7 +18,7 @@ import dagster as dg
 import httpx
 import numpy as np
 import pytest
-from conftest import PipelineHome, training_run_config
+from conftest import PipelineHome, trained_home, training_run_config
 
 from efficientai_assets.defs.serving.assets import deployment, model_bento
 from efficientai_assets.defs.serving.ray_backend import (
@@ -455,9 +455,17 @@ def _wait_replicas(app: str, model: str, count: int, timeout_s: float = 90.0) ->
 
 
 @pytest.fixture(scope="module")
-def pipeline_store(trained_pipeline: PipelineHome) -> BentoMLResource:
+def ray_pipeline(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PipelineHome]:
+    """Its own trained home: these tests train a second version and move the deployment, which
+    the session's shared home must not see."""
+    with trained_home(tmp_path_factory.mktemp("ray-trained") / "home") as pipeline:
+        yield pipeline
+
+
+@pytest.fixture(scope="module")
+def pipeline_store(ray_pipeline: PipelineHome) -> BentoMLResource:
     return BentoMLResource(
-        bentoml_home=str(trained_pipeline.home.bentoml_home),
+        bentoml_home=str(ray_pipeline.home.bentoml_home),
         port=0,
         max_rows=MAX_ROWS,
         token_env=TOKEN_ENV,
@@ -465,7 +473,7 @@ def pipeline_store(trained_pipeline: PipelineHome) -> BentoMLResource:
 
 
 def test_the_deployment_asset_serves_the_champion_on_ray_and_records_the_backend(
-    trained_pipeline: PipelineHome, pipeline_store: BentoMLResource, settings: RayServeSettings
+    ray_pipeline: PipelineHome, pipeline_store: BentoMLResource, settings: RayServeSettings
 ) -> None:
     env = {
         "EFFICIENTAI_RAY_ADDRESS": settings.address,
@@ -476,8 +484,8 @@ def test_the_deployment_asset_serves_the_champion_on_ray_and_records_the_backend
     try:
         result = dg.materialize(
             [model_bento, deployment],
-            resources={**trained_pipeline.resources, "bentoml": pipeline_store},
-            instance=trained_pipeline.instance,
+            resources={**ray_pipeline.resources, "bentoml": pipeline_store},
+            instance=ray_pipeline.instance,
             run_config={"ops": {"deployment": {"config": {"backend": "ray"}}}},
         )
     finally:
@@ -497,7 +505,7 @@ def test_the_deployment_asset_serves_the_champion_on_ray_and_records_the_backend
 
 
 def test_an_unreachable_cluster_fails_within_seconds_naming_the_address(
-    trained_pipeline: PipelineHome, pipeline_store: BentoMLResource
+    ray_pipeline: PipelineHome, pipeline_store: BentoMLResource
 ) -> None:
     address = f"127.0.0.1:{free_port()}"
     started = time.monotonic()
@@ -510,8 +518,8 @@ def test_an_unreachable_cluster_fails_within_seconds_naming_the_address(
     try:
         result = dg.materialize(
             [deployment],
-            resources={**trained_pipeline.resources, "bentoml": pipeline_store},
-            instance=trained_pipeline.instance,
+            resources={**ray_pipeline.resources, "bentoml": pipeline_store},
+            instance=ray_pipeline.instance,
             run_config={"ops": {"deployment": {"config": {"backend": "ray"}}}},
             raise_on_error=False,
         )
@@ -562,7 +570,7 @@ def _served_version(url: str) -> tuple[str, int, str]:
 
 
 def test_promote_then_rollback_through_the_asset_move_the_ray_application_between_versions(
-    trained_pipeline: PipelineHome, pipeline_store: BentoMLResource, settings: RayServeSettings
+    ray_pipeline: PipelineHome, pipeline_store: BentoMLResource, settings: RayServeSettings
 ) -> None:
     """Two real registered versions: v1 is the champion served on Ray (the asset test above),
     v2 is trained here as the challenger. Promote serves v2, rollback serves v1 again; each
@@ -571,12 +579,12 @@ def test_promote_then_rollback_through_the_asset_move_the_ray_application_betwee
     before = pipeline_store.current_deployment(name)
     assert before is not None and before.backend == "ray"
     first = before.champion.model_version
-    trained_pipeline.materialize(
+    ray_pipeline.materialize(
         [candidate_model], run_config=training_run_config(seed=1, force_retrain=True)
     )
 
     promoted = _move_on_ray(
-        trained_pipeline, pipeline_store, settings, action="promote", reason="v2 on ray"
+        ray_pipeline, pipeline_store, settings, action="promote", reason="v2 on ray"
     )
     record = pipeline_store.current_deployment(name)
     assert record is not None and record.deployment_id == before.deployment_id + 1
@@ -589,7 +597,7 @@ def test_promote_then_rollback_through_the_asset_move_the_ray_application_betwee
     assert _served_version(url) == (second, record.deployment_id, second)
 
     rolled = _move_on_ray(
-        trained_pipeline, pipeline_store, settings, action="rollback", reason="v2 misbehaves"
+        ray_pipeline, pipeline_store, settings, action="rollback", reason="v2 misbehaves"
     )
     record = pipeline_store.current_deployment(name)
     assert record is not None
