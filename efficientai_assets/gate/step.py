@@ -12,6 +12,8 @@ import json
 import os
 import random
 import re
+import socket
+import sys
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -51,6 +53,8 @@ class GateDecision:
     held_seconds: float = 0.0
     checks: int = 1
     problems: tuple[str, ...] = field(default=())
+    host: str = ""
+    worker: str = ""
 
     def to_metadata(self, prefix: str = "gate.") -> dict[str, MetadataValue]:
         """Flat metadata: the decision under ``gate.``, the readings under ``hardware.start.``."""
@@ -63,6 +67,8 @@ class GateDecision:
             f"{prefix}held_seconds": round(self.held_seconds, 1),
             f"{prefix}checks": self.checks,
             f"{prefix}problems": "; ".join(self.problems) if self.problems else "",
+            f"{prefix}host": self.host or "unknown",
+            f"{prefix}worker": self.worker or "none",
         }
         out.update(self.snapshot.to_metadata(prefix="hardware.start."))
         return out
@@ -106,6 +112,22 @@ class StepGateRecord:
 
 class GateHeldError(Exception):
     """The cause attached to RetryRequested, so the UI shows why the step is waiting."""
+
+
+def _where() -> tuple[str, str]:
+    """The machine whose readings the gate judged, and the Celery worker running the step
+    (``name@host``) when there is one: on the team stack a decision must say which of the
+    team's machines it was about. Celery is only asked when the process already runs it."""
+    worker = ""
+    if "celery" in sys.modules:
+        try:
+            from celery import current_task
+
+            request = current_task.request if current_task else None
+            worker = str(getattr(request, "hostname", "") or "")
+        except Exception:  # no task context: not a worker's step
+            worker = ""
+    return socket.gethostname(), worker
 
 
 def _safe_name(text: str) -> str:
@@ -202,6 +224,7 @@ def enforce_heavy_gate(
     result = evaluate(policy, record.gate, snap, priority)
     now = snap.taken_at
     held = max(0.0, now - record.first_deferred_at) if record.first_deferred_at is not None else 0.0
+    host, worker = _where()
     decision = GateDecision(
         verdict=result.verdict,
         state=result.state.phase,
@@ -212,11 +235,16 @@ def enforce_heavy_gate(
         held_seconds=held,
         checks=record.deferrals + 1,
         problems=result.problems,
+        host=host,
+        worker=worker,
     )
     readings = snap.summary()
+    where = f"{host} ({worker})" if worker else host
     if result.verdict == "go":
         _clear_record(path)
-        context.log.info(f"hardware gate: go after {held:.0f}s held: {result.reason} [{readings}]")
+        context.log.info(
+            f"hardware gate on {where}: go after {held:.0f}s held: {result.reason} [{readings}]"
+        )
         return decision
 
     first = record.first_deferred_at if record.first_deferred_at is not None else now
@@ -227,7 +255,7 @@ def enforce_heavy_gate(
         _clear_record(path)
         raise Failure(
             description=(
-                f"hardware gate held this step for {held:.0f}s, longer than "
+                f"hardware gate on {where} held this step for {held:.0f}s, longer than "
                 f"gate.max_wait_seconds={policy.max_wait_seconds:g}s: {result.reason}. "
                 f"Readings: {readings}. Re-run once the machine is clear, or raise "
                 "gate.max_wait_seconds in the hardware resource's config."
@@ -241,7 +269,8 @@ def enforce_heavy_gate(
         # The hold still stands; the next check counts the wait from the run's start.
         context.log.warning(f"hardware gate: cannot keep state in {path}: {exc}")
     message = (
-        f"hardware gate: hold ({result.state.phase}) for {priority} priority: {result.reason}. "
+        f"hardware gate on {where}: hold ({result.state.phase}) for {priority} priority: "
+        f"{result.reason}. "
         f"Held {held:.0f}s of {policy.max_wait_seconds:g}s; re-check in {wait:.3g}s. "
         f"Readings: {readings}"
     )

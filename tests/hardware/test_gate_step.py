@@ -1,6 +1,7 @@
 """The in-step gate in real Dagster runs: hold -> RetryRequested, then go once the trace clears."""
 
 import json
+import socket
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -89,6 +90,8 @@ def test_held_step_requests_retries_and_succeeds_once_the_trace_clears(
     assert metadata["gate.decision"] == "go"
     assert metadata["gate.held_seconds"] == 180.0
     assert metadata["gate.checks"] == 4
+    # the decision names the machine it judged; an in-process step runs on no Celery worker
+    assert metadata["gate.host"] == socket.gethostname() and metadata["gate.worker"] == "none"
     assert metadata["hardware.start.thermal_state"] == "nominal"
     # every hold is in the asset's history with its reason and readings
     observations = instance.fetch_observations(dg.AssetKey("heavy_model"), limit=10).records

@@ -106,6 +106,13 @@ def test_pipeline_runs_on_the_stack_with_heavy_steps_on_the_heavy_worker(
     assert workers["candidate_model"].startswith("worker-heavy@")
     assert workers["model_bento"].startswith("worker-heavy@")
     assert workers["raw_dataset"].startswith("worker-light@")
+    with _instance(stack) as instance:
+        trained = instance.get_latest_materialization_event(dg.AssetKey("candidate_model"))
+    assert trained is not None and trained.asset_materialization is not None
+    gate = {k: v.value for k, v in trained.asset_materialization.metadata.items()}
+    # the gate's decision names the worker (and its host) whose readings it judged
+    assert gate["gate.worker"] == workers["candidate_model"]
+    assert gate["gate.host"] == workers["candidate_model"].split("@", 1)[1]
     secrets = load_credentials(stack.paths)
     assert secrets[MLFLOW_PASSWORD_ENV] not in events and secrets[S3_SECRET_ENV] not in events
 
