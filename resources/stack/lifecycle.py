@@ -34,6 +34,7 @@ from resources.stack.settings import (
     StackState,
     ensure_credentials,
     home_prefix,
+    listen_addresses,
     load_credentials,
     postgres_server_url,
 )
@@ -56,7 +57,10 @@ DEFAULT_WORKERS = (
 def _new_state(home: EfficientAIHome) -> StackState:
     prefix = home_prefix(home)
     ports = {name: processes.free_port() for name in ("objectstore", "mlflow", "webserver")}
-    return StackState(prefix, ports, backing.database_names(prefix), vhost=prefix)
+    bind, advertise = listen_addresses()
+    return StackState(
+        prefix, ports, backing.database_names(prefix), prefix, bind=bind, advertise=advertise
+    )
 
 
 def up(

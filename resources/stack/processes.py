@@ -152,9 +152,14 @@ def _reap(pid: int) -> None:
 
 
 def wait_until(
-    managed: Managed, ready: str | int, timeout_seconds: float, what: str, expect: int = 200
+    managed: Managed,
+    ready: str | tuple[str, int],
+    timeout_seconds: float,
+    what: str,
+    expect: int = 200,
 ) -> None:
-    """Wait for an HTTP URL to answer ``expect`` (or a port to accept); fail with the log's tail."""
+    """Wait for an HTTP URL to answer ``expect`` (or a (host, port) to accept); fail with the
+    log's tail."""
     deadline = time.monotonic() + timeout_seconds
     while time.monotonic() < deadline:
         if not managed.alive():
@@ -168,9 +173,9 @@ def wait_until(
     )
 
 
-def _answers(ready: str | int, expect: int) -> bool:
-    if isinstance(ready, int):
-        return port_open(ready)
+def _answers(ready: str | tuple[str, int], expect: int) -> bool:
+    if isinstance(ready, tuple):
+        return port_open(ready[1], ready[0])
     try:
         with urllib.request.urlopen(ready, timeout=2) as response:
             return int(response.status) == expect

@@ -82,15 +82,15 @@ class Stack:
 
     @property
     def tracking_uri(self) -> str:
-        return f"http://127.0.0.1:{self.state.ports['mlflow']}"
+        return f"http://{self.state.advertise}:{self.state.ports['mlflow']}"
 
     @property
     def s3_endpoint(self) -> str:
-        return f"http://127.0.0.1:{self.state.ports['objectstore']}"
+        return f"http://{self.state.advertise}:{self.state.ports['objectstore']}"
 
     @property
     def webserver_url(self) -> str:
-        return f"http://127.0.0.1:{self.state.ports['webserver']}"
+        return f"http://{self.state.advertise}:{self.state.ports['webserver']}"
 
     @property
     def broker(self) -> str:
@@ -152,7 +152,7 @@ class Stack:
             "serve",
             "s3",
             "--addr",
-            f"127.0.0.1:{self.state.ports['objectstore']}",
+            f"{self.state.bind}:{self.state.ports['objectstore']}",
             "--config",
             "/dev/null",
             str(self.paths.object_store),
@@ -174,7 +174,7 @@ class Stack:
             str(venv_bin() / "mlflow"),
             "server",
             "--host",
-            "127.0.0.1",
+            self.state.bind,
             "--port",
             str(self.state.ports["mlflow"]),
             "--backend-store-uri",
@@ -193,7 +193,7 @@ class Stack:
         command = [
             str(venv_bin() / "dagster-webserver"),
             "-h",
-            "127.0.0.1",
+            self.state.bind,
             "-p",
             str(self.state.ports["webserver"]),
             "-w",
@@ -217,8 +217,8 @@ class Stack:
         return starters[name]()
 
     def wait_ready(self, name: str, managed: Managed, timeout: float = READY_TIMEOUT_SECONDS):
-        ready: dict[str, str | int] = {
-            "objectstore": self.state.ports["objectstore"],
+        ready: dict[str, str | tuple[str, int]] = {
+            "objectstore": (self.state.advertise, self.state.ports["objectstore"]),
             "mlflow": f"{self.tracking_uri}/health",
             "webserver": f"{self.webserver_url}/server_info",
         }

@@ -11,6 +11,7 @@ import hashlib
 import json
 import os
 import secrets
+import socket
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -35,6 +36,11 @@ REGISTRY_GIT_ENV = "EFFICIENTAI_DVC_REGISTRY_GIT_URL"  # the shared registry's g
 S3_KEY_ID_ENV = "AWS_ACCESS_KEY_ID"
 S3_SECRET_ENV = "AWS_SECRET_ACCESS_KEY"
 S3_ENDPOINT_ENV = "AWS_ENDPOINT_URL"
+# Where the stack's own servers listen, and the address other machines reach them by. Loopback
+# unless a team configures otherwise (a second machine joining needs a reachable address).
+BIND_ENV = "EFFICIENTAI_STACK_BIND"
+ADVERTISE_ENV = "EFFICIENTAI_STACK_ADVERTISE"
+LOOPBACK = "127.0.0.1"
 
 DEFAULT_POSTGRES_URL = "postgresql://postgres@127.0.0.1:5432"
 DEFAULT_BROKER_SERVER = "pyamqp://guest:guest@127.0.0.1:5672"
@@ -117,17 +123,37 @@ class StackState:
     ports: dict[str, int]
     databases: dict[str, str]
     vhost: str
+    bind: str = LOOPBACK
+    advertise: str = LOOPBACK
 
     @classmethod
     def load(cls, paths: StackPaths) -> StackState | None:
         if not paths.state_file.is_file():
             return None
         raw: dict[str, Any] = json.loads(paths.state_file.read_text())
-        return cls(raw["prefix"], raw["ports"], raw["databases"], raw["vhost"])
+        return cls(
+            raw["prefix"],
+            raw["ports"],
+            raw["databases"],
+            raw["vhost"],
+            raw.get("bind", LOOPBACK),
+            raw.get("advertise", LOOPBACK),
+        )
 
     def save(self, paths: StackPaths) -> None:
         paths.root.mkdir(parents=True, exist_ok=True)
         paths.state_file.write_text(json.dumps(self.__dict__, indent=2, sort_keys=True) + "\n")
+
+
+def listen_addresses() -> tuple[str, str]:
+    """(bind, advertise) from the environment: the servers listen on ``EFFICIENTAI_STACK_BIND``
+    (default loopback) and are named by ``EFFICIENTAI_STACK_ADVERTISE`` in every URL the stack
+    hands out (default: the bind address, or this host's name when binding every interface)."""
+    bind = os.environ.get(BIND_ENV, "").strip() or LOOPBACK
+    advertise = os.environ.get(ADVERTISE_ENV, "").strip()
+    if not advertise:
+        advertise = socket.gethostname() if bind in ("0.0.0.0", "::") else bind
+    return bind, advertise
 
 
 def postgres_server_url() -> str:

@@ -3,7 +3,9 @@ credentials, names, generated configs, executor choice and worker command."""
 
 from __future__ import annotations
 
+import json
 import os
+import socket
 import stat
 import subprocess
 import sys
@@ -17,14 +19,18 @@ from resources.stack import backing
 from resources.stack.configs import DAGSTER_POSTGRES_URL_ENV, write_dagster_yaml
 from resources.stack.executor import executor_from_environment
 from resources.stack.processes import StackError, port_open
-from resources.stack.services import worker_command
+from resources.stack.services import Stack, worker_command
 from resources.stack.settings import (
+    ADVERTISE_ENV,
+    BIND_ENV,
     BROKER_ENV,
     MLFLOW_ADMIN_PASSWORD_ENV,
     S3_SECRET_ENV,
     StackPaths,
+    StackState,
     ensure_credentials,
     home_prefix,
+    listen_addresses,
     load_credentials,
     postgres_server_url,
 )
@@ -55,6 +61,30 @@ def test_a_short_admin_password_is_refused_before_anything_starts(
     monkeypatch.setenv(MLFLOW_ADMIN_PASSWORD_ENV, "short")
     with pytest.raises(StackError, match="at least 12 characters"):
         ensure_credentials(StackPaths(EfficientAIHome(tmp_path / "home")))
+
+
+def test_servers_listen_on_loopback_unless_a_team_configures_an_address(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv(BIND_ENV, raising=False)
+    monkeypatch.delenv(ADVERTISE_ENV, raising=False)
+    assert listen_addresses() == ("127.0.0.1", "127.0.0.1")
+    monkeypatch.setenv(BIND_ENV, "0.0.0.0")
+    # every interface: the URLs handed to other machines name this host, not 0.0.0.0
+    assert listen_addresses() == ("0.0.0.0", socket.gethostname())
+    monkeypatch.setenv(ADVERTISE_ENV, "stack.example.internal")
+    bind, advertise = listen_addresses()
+    paths = StackPaths(EfficientAIHome(tmp_path / "home"))
+    StackState("p", {"mlflow": 5001, "objectstore": 5002, "webserver": 5003}, {}, "p", bind,
+               advertise).save(paths)  # fmt: skip
+    stack = Stack(paths, StackState.load(paths) or pytest.fail("state not saved"), REPO)
+    assert stack.tracking_uri == "http://stack.example.internal:5001"
+    assert stack.s3_endpoint == "http://stack.example.internal:5002"
+    # a state written before the addresses were configurable still reads as loopback
+    old = {"prefix": "p", "ports": {"mlflow": 1}, "databases": {}, "vhost": "p"}
+    paths.state_file.write_text(json.dumps(old))
+    loaded = StackState.load(paths)
+    assert loaded is not None and (loaded.bind, loaded.advertise) == ("127.0.0.1", "127.0.0.1")
 
 
 def test_two_homes_get_distinct_database_and_broker_names(tmp_path: Path) -> None:
