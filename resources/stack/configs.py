@@ -22,6 +22,10 @@ storage:
 run_coordinator:
   module: dagster._core.run_coordinator
   class: QueuedRunCoordinator
+  config:
+    # The daemon looks at the queue every second (Dagster's default: every 5 s), so a queued run
+    # starts within a second of being submitted; each look is one query.
+    dequeue_interval_seconds: 1
 concurrency:
   runs:
     max_concurrent_runs: {max_runs}

@@ -143,6 +143,8 @@ def test_the_stack_instance_config_loads_on_postgres_with_run_limits(
         with dg.DagsterInstance.from_config(str(tmp_path / "dagster")) as instance:
             assert type(instance.run_storage).__name__ == "PostgresRunStorage"
             assert type(instance.run_coordinator).__name__ == "QueuedRunCoordinator"
+            # a queued run starts within a second, not Dagster's default five
+            assert instance.run_coordinator.dequeue_interval_seconds == 1  # type: ignore[attr-defined]
             queue = instance.get_concurrency_config().run_queue_config
             assert queue is not None and queue.max_concurrent_runs == 2
             assert instance.get_concurrency_config().pool_config.default_pool_limit == 3
