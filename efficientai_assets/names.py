@@ -56,12 +56,18 @@ TAG_SOURCE = "efficientai.source"
 TAG_PARENT_RUN = "mlflow.parentRunId"
 TAG_DAGSTER_RUN_ID = "dagster.run_id"
 TAG_DAGSTER_ASSET_KEY = "dagster.asset_key"
+# On a sweep's parent run: the memo keys of its configurations, hashed (a rerun reuses the run).
+TAG_SWEEP_FINGERPRINT = "efficientai.sweep_fingerprint"
 
 # Asset keys (as strings; ``dg.AssetKey(name)`` where a key is needed).
 RAW_DATASET_ASSET = "raw_dataset"
 DATASET_SPLITS_ASSET = "dataset_splits"
 CANDIDATE_ASSET = "candidate_model"
 CHAMPION_ASSET = "champion_model"
+# A hyperparameter sweep: its configurations (one step each, ``train_trial[<key>]``) and its best,
+# registered as the challenger.
+SWEEP_TRIALS_ASSET = "sweep_trials"
+SWEEP_CHALLENGER_ASSET = "sweep_challenger"
 BENTO_ASSET = "model_bento"
 DEPLOYMENT_ASSET = "deployment"
 INFERENCE_BATCH_ASSET = "inference_batch"
@@ -97,6 +103,7 @@ TAG_GATE_THERMAL_STATE = "efficientai/hardware.thermal_state"
 # Jobs, schedules and sensors.
 PIPELINE_JOB = "efficientai_pipeline"
 TRAINING_JOB = "training_job"
+SWEEP_JOB = "training_sweep"
 DEPLOYMENT_JOB = "deployment_job"
 MONITORING_JOB = "monitoring_job"
 MONITORING_SCHEDULE = "monitoring_daily"

@@ -41,8 +41,8 @@ def take() -> dict[str, Any]:
             "description": node.description,
             "tags": dict(sorted(node.tags.items())),
             "config": (
-                _config(node.assets_def.op.config_field.config_type)
-                if node.assets_def.is_executable and node.assets_def.op.config_field
+                _config(node.assets_def.node_def.config_field.config_type)
+                if node.assets_def.is_executable and node.assets_def.node_def.config_field
                 else None
             ),
         }

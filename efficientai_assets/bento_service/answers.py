@@ -18,21 +18,22 @@ if TYPE_CHECKING:
     import numpy as np
     from pydantic import ValidationError
 
-    from efficientai_assets.models.mlp import MLXClassifier
+    from efficientai_assets.models.common import Classifier
 
 
-def load_checked(model_dir: str | Path, settings: ServingSettings) -> tuple[MLXClassifier, str]:
+def load_checked(model_dir: str | Path, settings: ServingSettings) -> tuple[Classifier, str]:
     """The classifier in ``model_dir`` (safetensors + JSON config, never pickle) on the best MLX
     device, and the device's name; raises when it does not fit the settings or does not compute
     finite probabilities."""
     import mlx.core as mx
     import numpy as np
 
-    from efficientai_assets.models.mlp import MLXClassifier, best_device_name
+    from efficientai_assets.models.families import load_classifier_dir
+    from efficientai_assets.models.family import best_device_name
 
     device = best_device_name()
     mx.set_default_device(mx.gpu if device == "gpu" else mx.cpu)
-    classifier = MLXClassifier.load_dir(model_dir)
+    classifier = load_classifier_dir(model_dir)
     if classifier.config.n_features != settings.n_features:
         raise ValueError(
             f"model expects {classifier.config.n_features} features, "

@@ -6,7 +6,8 @@ under one ``EFFICIENTAI_HOME``), so a run logged from a script lands in the same
 DVC registry and bento store as a run from an asset.
 
 The client is assembled from one mixin per job: runs and logging (``runs.py``), datasets
-(``datasets.py``), deployment (``deployment.py``) and monitoring (``monitoring.py``, ``drift.py``),
+(``datasets.py``), deployment (``deployment.py``), monitoring (``monitoring.py``, ``drift.py``) and
+hyperparameter sweeps (``sweeps.py``, the project's ``training_sweep`` job),
 on the shared state of ``core.py``; ``client.dvc_client`` is the guide's DVC client
 (``dvc_client.py``) and ``client.evidently_monitor`` its drift monitor. Every error it raises is an
 ``MLOpsClientError`` (``errors.py``). Heavy libraries are imported inside the methods that use them.
@@ -27,12 +28,13 @@ from efficientai_assets.client.dvc_client import dvc_client_for
 from efficientai_assets.client.guard import guarded
 from efficientai_assets.client.monitoring import MonitoringMixin
 from efficientai_assets.client.runs import RunsMixin
+from efficientai_assets.client.sweeps import SweepsMixin
 from efficientai_assets.client.wiring import check_namespace, home_for, wired
 
 _CLIENT_IDS = itertools.count(1)
 
 
-class MLOpsClient(RunsMixin, DatasetsMixin, DeploymentMixin, MonitoringMixin):
+class MLOpsClient(RunsMixin, DatasetsMixin, DeploymentMixin, MonitoringMixin, SweepsMixin):
     """Experiments, runs, datasets, bentos, drift and hardware readings for one project.
 
     Defaults come from ``EFFICIENTAI_HOME`` (or ``workspace_root``): the embedded MLflow store,

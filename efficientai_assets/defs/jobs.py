@@ -3,7 +3,15 @@
 
 import dagster as dg
 
-from efficientai_assets.names import BENTO_ASSET, PIPELINE_JOB, TRAINING_JOB
+from efficientai_assets.names import (
+    BENTO_ASSET,
+    CHAMPION_ASSET,
+    PIPELINE_JOB,
+    SWEEP_CHALLENGER_ASSET,
+    SWEEP_JOB,
+    SWEEP_TRIALS_ASSET,
+    TRAINING_JOB,
+)
 from resources.stack.executor import executor_from_environment
 
 pipeline_job = dg.define_asset_job(
@@ -20,4 +28,13 @@ training_job = dg.define_asset_job(
     executor_def=executor_from_environment(),
     description="Retrain from the configured data: splits → candidate → quality check → champion → "
     "bento. The drift sensor launches it with the drifted batches added to the data.",
+)
+
+sweep_job = dg.define_asset_job(
+    SWEEP_JOB,
+    selection=dg.AssetSelection.assets(SWEEP_TRIALS_ASSET, SWEEP_CHALLENGER_ASSET, CHAMPION_ASSET),
+    executor_def=executor_from_environment(),
+    description="A hyperparameter sweep on the current splits: one step per configuration of a "
+    "grid or seeded random search (memoized, gated, in the heavy pool), the best registered as "
+    "'challenger', its blocking quality check, then the champion contest.",
 )

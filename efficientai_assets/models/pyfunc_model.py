@@ -1,7 +1,8 @@
 """MLflow pyfunc model logged *as code*: it rebuilds the MLX network from safetensors, no pickle.
 
 Logged with ``mlflow.pyfunc.log_model(python_model=<this file>, artifacts={"weights", "config"})``;
-MLflow runs this file at load time and takes the model given to ``set_model``.
+MLflow runs this file at load time and takes the model given to ``set_model``. The family the
+weights belong to (MLP, CNN, ...) is read from ``config.json`` by ``families.load_classifier``.
 """
 
 from __future__ import annotations
@@ -14,18 +15,16 @@ from mlflow.models import set_model
 from mlflow.pyfunc import PythonModel
 
 try:  # inside the project
-    from efficientai_assets.models.mlp import MLXClassifier
-except ImportError:  # loaded elsewhere: mlp.py travels with the model as a code path
-    from mlp import MLXClassifier  # type: ignore[no-redef]
+    from efficientai_assets.models.families import load_classifier
+except ImportError:  # loaded elsewhere: the model modules travel with the model as code paths
+    from families import load_classifier  # type: ignore[no-redef]
 
 
 class MLXPyfuncModel(PythonModel):
     """Predicts the class and its probabilities for rows of features."""
 
     def load_context(self, context: Any) -> None:
-        self.classifier = MLXClassifier.load(
-            context.artifacts["weights"], context.artifacts["config"]
-        )
+        self.classifier = load_classifier(context.artifacts["weights"], context.artifacts["config"])
 
     def predict(self, context: Any, model_input: pd.DataFrame, params: Any = None) -> pd.DataFrame:
         names = list(self.classifier.config.feature_names)

@@ -92,14 +92,21 @@ def test_data_versioning_example_leaves_the_registry_in_sync(tmp_path: Path) -> 
 
 
 @pytest.mark.slow
-def test_hyperparameter_tuning_example_nests_one_child_run_per_trial(tmp_path: Path) -> None:
+def test_hyperparameter_tuning_example_runs_the_sweep_job_and_registers_the_best(
+    tmp_path: Path,
+) -> None:
     out = run_example("hyperparameter_tuning.py", tmp_path)
-    assert out.count("trial ") == 4 and "best: learning_rate=" in out
-    runs = runs_by_experiment(tmp_path / "home")["efficientai/hyperparameter-tuning"]
-    (sweep,) = [r for r in runs if r.info.run_name == "digits-sweep"]
+    assert out.count(": trained, val_accuracy=") == 4 and "has the highest validation" in out
+    runs = runs_by_experiment(tmp_path / "home")["efficientai/training"]
+    (sweep,) = [r for r in runs if "mlflow.parentRunId" not in r.data.tags]
     trials = [r for r in runs if r.data.tags.get("mlflow.parentRunId") == sweep.info.run_id]
     assert len(trials) == 4 and {r.info.status for r in runs} == {"FINISHED"}
     best = max(r.data.metrics["val_accuracy"] for r in trials)
     assert sweep.data.metrics["best_val_accuracy"] == pytest.approx(best)
-    history = tracking(tmp_path / "home").get_metric_history(trials[0].info.run_id, "train_loss")
-    assert [m.step for m in history] == [1, 2, 3, 4]  # epochs count from 1
+    store = tracking(tmp_path / "home")
+    champion = store.get_model_version_by_alias("efficientai-digits-classifier", "champion")
+    assert f"champion v{champion.version}" in out
+    assert sweep.data.tags["sweep.best_model_version"] == str(champion.version)
+    again = run_example("hyperparameter_tuning.py", tmp_path)  # memoized: nothing new
+    assert again.count(": reused, val_accuracy=") == 4
+    assert len(runs_by_experiment(tmp_path / "home")["efficientai/training"]) == 5

@@ -41,7 +41,7 @@ def download_model_files(mlflow: MlflowResource, version: ModelVersion, target: 
     import mlflow as mlflow_lib
     import yaml
 
-    from efficientai_assets.models.mlp import MLXClassifier
+    from efficientai_assets.models.families import load_classifier_dir
 
     mlflow.client()  # points the fluent API at this store
     downloaded = Path(
@@ -63,7 +63,7 @@ def download_model_files(mlflow: MlflowResource, version: ModelVersion, target: 
     shutil.copyfile(downloaded / artifacts["weights"]["path"], model_dir / WEIGHTS_FILENAME)
     shutil.copyfile(downloaded / artifacts["config"]["path"], model_dir / CONFIG_FILENAME)
     try:
-        MLXClassifier.load_dir(model_dir)
+        load_classifier_dir(model_dir)
     except Exception as error:
         raise dg.Failure(
             f"{version.name} version {version.version}: its weights do not load: {error}"

@@ -1,8 +1,8 @@
 """What the project's bentos carry, handed to the BentoML resource (which knows only BentoML).
 
-A bento holds a copy of ``efficientai_assets/bento_service/`` and ``efficientai_assets/models/mlp.py``
-at the same import paths as in this tree (so the service's imports work unchanged inside it), the
-``serving.json`` the service reads (model tag, provenance, limits), pinned requirements and a
+A bento holds a copy of ``efficientai_assets/bento_service/`` and of the model-family modules
+(``efficientai_assets/models/``, ``families.code_files``) at the same import paths as in this tree
+(so the service's imports work unchanged inside it), the ``serving.json`` the service reads (model tag, provenance, limits), pinned requirements and a
 README. ``build_service_bento`` is the one way an MLX model folder becomes a served bento: the
 ``model_bento`` asset, the deployment move and the client all go through it. The router of a
 canary or shadow deployment is the service package's ``router`` module, run from this tree.
@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from efficientai_assets.bento_service.settings import SETTINGS_FILENAME
+from efficientai_assets.models.families import code_files
 from efficientai_assets.models.mlp import CONFIG_FILENAME, WEIGHTS_FILENAME
 from resources.bentoml.store import BentoMLResource
 from resources.bentoml.types import (
@@ -32,7 +33,6 @@ PACKAGE_DIR = Path(__file__).resolve().parents[2]  # efficientai_assets/
 PROJECT_ROOT = PACKAGE_DIR.parent
 PACKAGE = PACKAGE_DIR.name
 SERVICE_DIR = PACKAGE_DIR / "bento_service"
-MLP_MODULE = PACKAGE_DIR / "models" / "mlp.py"
 SERVICE_IMPORT = f"{PACKAGE}.bento_service.service:MLXClassifierService"
 ROUTER_MODULE = f"{PACKAGE}.bento_service.router"
 SETTINGS_PATH = f"{PACKAGE}/bento_service/{SETTINGS_FILENAME}"
@@ -57,9 +57,9 @@ def router_program() -> RouterProgram:
 
 
 def service_files() -> tuple[PackageFile, ...]:
-    """The MLP module and every module of the service package, at their import paths."""
+    """The model-family modules and every module of the service package, at their import paths."""
     return (
-        PackageFile(MLP_MODULE, f"{PACKAGE}/models/{MLP_MODULE.name}"),
+        *(PackageFile(source, f"{PACKAGE}/models/{source.name}") for source in code_files()),
         *(
             PackageFile(source, f"{PACKAGE}/bento_service/{source.name}")
             for source in sorted(SERVICE_DIR.glob("*.py"))

@@ -4,7 +4,8 @@ its check and is not worse than the current champion on the same validation spli
 
 This module declares what Dagster sees (keys, groups, kinds, code versions, checks, pools); the
 steps live in ``candidate.py`` and ``champion.py``, their decisions in ``memo.py``,
-``quality.py`` and ``promotion.py``.
+``quality.py`` and ``promotion.py``. A hyperparameter sweep (``sweep_assets.py``) is a second
+source of the challenger; ``champion_model`` promotes either.
 """
 
 import dagster as dg
@@ -22,6 +23,7 @@ from efficientai_assets.names import (
     HEAVY_POOL,
     HEAVY_STEP_TAGS,
     QUALITY_CHECK,
+    SWEEP_CHALLENGER_ASSET,
 )
 from resources.dvc.resource import DvcResource
 from resources.hardware.resource import HardwareResource
@@ -44,7 +46,10 @@ from resources.store_retry import retry_transient_store_errors
             description="Validation accuracy at or above the configured floor, and a finite loss.",
         )
     ],
-    description="An MLX MLP trained on the splits; one MLflow run; registered as 'challenger'.",
+    description=(
+        "An MLX model of the configured family (MLP by default) trained on the splits; one MLflow "
+        "run; registered as 'challenger'."
+    ),
 )
 @retry_transient_store_errors
 def candidate_model(
@@ -61,7 +66,8 @@ def candidate_model(
     group_name="training",
     kinds={"mlflow"},
     code_version=TRAINING_CODE_VERSION,
-    deps=[candidate_model],
+    # The challenger comes from a single candidate or from a sweep's best (sweep_assets.py).
+    deps=[candidate_model, SWEEP_CHALLENGER_ASSET],
     description="Moves the 'champion' alias to the challenger when it passed its quality check and "
     "is not worse than the current champion on the current validation split.",
 )

@@ -45,6 +45,7 @@ from efficientai_assets.names import (
     TAG_DATA_MD5,
     TAG_FINGERPRINT,
     TAG_GIT_SHA,
+    TAG_PARENT_RUN,
     TAG_QUALITY,
     TAG_VAL_ACCURACY,
     TAG_VAL_LOSS,
@@ -72,6 +73,16 @@ class TrainingTools:
     mlflow: MlflowResource
     dvc: DvcResource
     hardware: HardwareResource
+
+
+@dataclass(frozen=True)
+class ParentRun:
+    """A training that is one configuration of a sweep: the sweep's MLflow run, the child
+    run's name, and the step's identity (its ``dagster.asset_key`` tag)."""
+
+    run_id: str
+    run_name: str
+    asset_key: str
 
 
 @dataclass(frozen=True)
@@ -204,14 +215,17 @@ def _shape_metadata(inputs: TrainingInputs) -> dict[str, dg.MetadataValue]:
 
 
 def _train_and_register(
-    context: dg.AssetExecutionContext,
+    context: dg.AssetExecutionContext | dg.OpExecutionContext,
     config: TrainingConfig,
     tools: TrainingTools,
     gate: GateDecision,
     inputs: TrainingInputs,
+    under: ParentRun | None = None,
 ) -> dg.MaterializeResult:
     """Train in a child process inside one MLflow run, log the model, register it as challenger
-    with its quality verdict; a failed or killed training leaves a FAILED run and no version."""
+    with its quality verdict; a failed or killed training leaves a FAILED run and no version.
+    ``under``: one configuration of a sweep — a child run of the sweep's run, registered without
+    moving any alias (the sweep moves ``challenger`` to its best)."""
     from efficientai_assets.defs.training.blas import training_process_env
     from efficientai_assets.defs.training.train_worker import TrainingRequest, run_training_process
 
@@ -219,7 +233,9 @@ def _train_and_register(
     model_name = mlflow.model_name(MODEL_NAME)
     provenance = {
         TAG_DAGSTER_RUN_ID: context.run.run_id,
-        TAG_DAGSTER_ASSET_KEY: context.asset_key.to_user_string(),
+        TAG_DAGSTER_ASSET_KEY: (
+            under.asset_key if under is not None else context.asset_key.to_user_string()
+        ),
         TAG_DATA_MD5: splits.md5,
         TAG_CODE_VERSION: TRAINING_CODE_VERSION,
         TAG_CONFIG_HASH: inputs.key.config_hash,
@@ -227,7 +243,10 @@ def _train_and_register(
         TAG_GIT_SHA: git_sha(),
     }
     run_tags = {**provenance, **gate.to_tags(), **inputs.recommendation.to_tags()}
-    with mlflow.run(TRAINING_EXPERIMENT, f"candidate-{context.run.run_id[:8]}", run_tags) as run_id:
+    run_name = f"candidate-{context.run.run_id[:8]}"
+    if under is not None:
+        run_tags[TAG_PARENT_RUN], run_name = under.run_id, under.run_name
+    with mlflow.run(TRAINING_EXPERIMENT, run_name, run_tags) as run_id:
         experiment_id = mlflow.client().get_run(run_id).info.experiment_id
         mlflow.log_params(
             run_id,
@@ -251,6 +270,8 @@ def _train_and_register(
                     learning_rate=config.learning_rate,
                     hidden_units=tuple(config.hidden_units),
                     seed=config.seed,
+                    family=config.model_family,
+                    conv_channels=tuple(config.conv_channels),
                 ),
             ),
             env=training_process_env(),
@@ -279,7 +300,7 @@ def _train_and_register(
             },
         )
         model_uri = log_mlx_model(result, inputs.feature_columns)
-        version = register_challenger(
+        version = (register_challenger if under is None else _register_version)(
             mlflow,
             model_uri,
             {
@@ -333,3 +354,11 @@ def _train_and_register(
             )
         ],
     )
+
+
+def _register_version(mlflow: MlflowResource, model_uri: str, tags: dict[str, str]) -> ModelVersion:
+    """Register without moving an alias: a sweep's configuration waits for the sweep's choice."""
+    import mlflow as mlflow_lib
+
+    mlflow.client()  # points the fluent API at this store
+    return mlflow_lib.register_model(model_uri, mlflow.model_name(MODEL_NAME), tags=tags)

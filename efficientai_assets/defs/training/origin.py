@@ -5,8 +5,8 @@ and its weights loaded by the project's own loader.
 a cloudpickle), so a version planted in the registry would run inside the Dagster process the
 moment it is scored. Here a version is downloaded as plain files; its origin is read from the
 registry, its run and its ``MLmodel`` (YAML); only once ``origin_refusal`` accepts it are its two
-model files — safetensors weights and a JSON config — loaded with ``MLXClassifier``, exactly as
-the served bento loads them.
+model files — safetensors weights and a JSON config — loaded with ``families.load_classifier``
+(the family named in the config), exactly as the served bento loads them.
 """
 
 from __future__ import annotations
@@ -84,9 +84,9 @@ def predict_labels(fetched: FetchedModel, features: pd.DataFrame) -> np.ndarray:
     project's loader (call ``require_pipeline_model`` first). Fails naming missing columns."""
     import numpy as np
 
-    from efficientai_assets.models.mlp import MLXClassifier
+    from efficientai_assets.models.families import load_classifier
 
-    classifier = MLXClassifier.load(
+    classifier = load_classifier(
         fetched.folder / MODEL_FILES["weights"], fetched.folder / MODEL_FILES["config"]
     )
     names = list(classifier.config.feature_names)

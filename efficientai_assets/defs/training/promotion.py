@@ -3,9 +3,10 @@ whether it takes the champion seat. ``champion.py`` reads the registry and the v
 calls these, and moves the alias.
 
 Before anything is loaded, each contender's origin is judged (``origin_refusal``): only versions
-the pipeline itself produced take part — registered by a real run of ``candidate_model`` in this
-store whose provenance tags agree with the version's, in the project's own model flavour, with a
-signature. Anything else (a version planted in the registry) is refused, never loaded.
+the pipeline itself produced take part — registered by a real run of ``candidate_model`` (or of
+a sweep's configuration) in this store whose provenance tags agree with the version's, in the
+project's own model flavour, with a signature. Anything else (a version planted in the registry)
+is refused, never loaded.
 
 The rules, in order: a challenger that failed (or never passed) its quality check is refused
 outright; the champion is never "promoted" onto itself; a rolled-back version stays out until an
@@ -29,6 +30,7 @@ from efficientai_assets.names import (
     CANDIDATE_ASSET,
     CHALLENGER_ALIAS,
     QUALITY_PASSED,
+    SWEEP_TRIALS_ASSET,
     TAG_CODE_VERSION,
     TAG_CONFIG_HASH,
     TAG_DAGSTER_ASSET_KEY,
@@ -97,8 +99,11 @@ def _origin_problem(origin: Origin) -> str | None:
                 f"its tag {key}={tags.get(key)!r} does not match its run {origin.run_id} "
                 f"({run_tags.get(key)!r})"
             )
-    if tags[TAG_DAGSTER_ASSET_KEY] != CANDIDATE_ASSET:
-        return f"it was logged by {tags[TAG_DAGSTER_ASSET_KEY]!r}, not by {CANDIDATE_ASSET}"
+    if not trained_by_pipeline(tags[TAG_DAGSTER_ASSET_KEY]):
+        return (
+            f"it was logged by {tags[TAG_DAGSTER_ASSET_KEY]!r}, not by {CANDIDATE_ASSET} "
+            f"or a configuration of {SWEEP_TRIALS_ASSET}"
+        )
     memo_key = MemoKey(tags[TAG_DATA_MD5], tags[TAG_CODE_VERSION], tags[TAG_CONFIG_HASH])
     if memo_key.fingerprint != tags[TAG_FINGERPRINT]:
         return f"its {TAG_FINGERPRINT} is not the fingerprint of its data, code and config tags"
@@ -123,6 +128,14 @@ def _origin_problem(origin: Origin) -> str | None:
     if origin.input_columns is None:
         return "it has no signature, so its input columns are unknown"
     return None
+
+
+def trained_by_pipeline(asset_key: str) -> bool:
+    """The steps that train versions: ``candidate_model``, or one configuration of a sweep
+    (``sweep_trials[<key>]``, the step's own key so parallel configurations stay apart)."""
+    return asset_key == CANDIDATE_ASSET or (
+        asset_key.startswith(f"{SWEEP_TRIALS_ASSET}[") and asset_key.endswith("]")
+    )
 
 
 @dataclass(frozen=True)

@@ -45,7 +45,8 @@ def log_mlx_model(result: TrainingResult, signature_columns: list[str]) -> str:
     from mlflow.models import ModelSignature
     from mlflow.types import ColSpec, Schema
 
-    from efficientai_assets.models import mlp, pyfunc_model
+    from efficientai_assets.models import pyfunc_model
+    from efficientai_assets.models.families import code_files
 
     signature = ModelSignature(
         inputs=Schema([ColSpec("float", name) for name in signature_columns]),
@@ -58,7 +59,7 @@ def log_mlx_model(result: TrainingResult, signature_columns: list[str]) -> str:
             "weights": str(result.output_dir / WEIGHTS_FILENAME),
             "config": str(result.output_dir / CONFIG_FILENAME),
         },
-        code_paths=[mlp.__file__],
+        code_paths=[str(path) for path in code_files()],
         signature=signature,
         pip_requirements=["mlx", "numpy", "pandas", "mlflow"],
     )

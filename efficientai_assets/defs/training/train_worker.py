@@ -2,8 +2,9 @@
 
 Training runs in its own child process so that its environment (a preloaded fast BLAS on Linux)
 stays confined to it, and so a crash in native code fails the step instead of the run process. The
-request names the splits and hyperparameters; the worker writes the weights, the config and the
-per-epoch history into the request's output folder, and nothing else.
+request names the splits, the model family (``models/families.py``) and its hyperparameters; the
+worker writes the weights, the config and the per-epoch history into the request's output folder,
+and nothing else.
 """
 
 from __future__ import annotations
@@ -16,13 +17,8 @@ from pathlib import Path
 
 from efficientai_assets.defs.data.datasets import split_features
 from efficientai_assets.defs.training.blas import describe_blas
-from efficientai_assets.models.mlp import (
-    CONFIG_FILENAME,
-    EpochRecord,
-    TrainingParams,
-    save,
-    train,
-)
+from efficientai_assets.models.families import get_family
+from efficientai_assets.models.family import CONFIG_FILENAME, EpochRecord, TrainingParams, save
 from resources.lifetime import bind_to_parent, child_environment
 
 HISTORY_FILENAME = "history.json"
@@ -49,6 +45,8 @@ class TrainingRequest:
         raw = json.loads(text)
         params = raw.pop("params")
         params["hidden_units"] = tuple(params["hidden_units"])
+        if "conv_channels" in params:
+            params["conv_channels"] = tuple(params["conv_channels"])
         return cls(params=TrainingParams(**params), **raw)
 
 
@@ -107,11 +105,14 @@ def main(request_path: str) -> None:
     import pandas as pd
 
     request = TrainingRequest.from_json(Path(request_path).read_text())
+    family = get_family(request.params.family)
     train_x, train_y, feature_names = split_features(
         pd.read_parquet(request.train_path), request.label_column
     )
     val_x, val_y, _ = split_features(pd.read_parquet(request.validation_path), request.label_column)
-    outcome, model = train(train_x, train_y, val_x, val_y, feature_names, request.params)
+    # Before any training: the family refuses data or parameters it cannot train on.
+    family.check(request.params, len(feature_names))
+    outcome, model = family.train(train_x, train_y, val_x, val_y, feature_names, request.params)
     out = Path(request.output_dir)
     save(model, outcome.config, out)
     (out / HISTORY_FILENAME).write_text(json.dumps([asdict(r) for r in outcome.history]))
