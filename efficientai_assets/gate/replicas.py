@@ -6,11 +6,18 @@ gate's phase — the configured maximum while the gate is clear (or only suspect
 ``held_replicas`` while it holds (serious/critical thermal state, memory pressure, PSI), and
 ``critical_replicas`` on a critical reading. The ceiling comes back only when the gate releases,
 after ``cooldown_seconds`` of good readings. Pure: replayed traces drive it in tests.
+
+Per node: each node of a cluster has its own gate (``NodeGate``: its ``GateState`` and ceiling),
+fed only by that node's readings, so one hot node lowers only its own ceiling.
+``decide_node_ceilings`` advances every node by one round of readings; a node that appears in a
+round joins with a fresh gate (the full ceiling), a node missing from a round has left and its
+gate is forgotten (if it comes back, it starts fresh).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 
 from efficientai_assets.gate.policy import Evaluation, GatePolicy, GateState, evaluate
 from resources.hardware.types import HardwareSnapshot, MetadataValue
@@ -39,6 +46,7 @@ class CeilingDecision:
     previous: int
     evaluation: Evaluation
     snapshot: HardwareSnapshot
+    node: str = ""  # the node read; "" where the application has one ceiling
 
     @property
     def changed(self) -> bool:
@@ -54,8 +62,9 @@ class CeilingDecision:
 
     def summary(self) -> str:
         verb = "drops" if self.ceiling < self.previous else "rises" if self.changed else "stays"
+        where = f" on node {self.node}" if self.node else ""
         return (
-            f"replica ceiling {verb} {self.previous} -> {self.ceiling}: gate "
+            f"replica ceiling{where} {verb} {self.previous} -> {self.ceiling}: gate "
             f"{self.evaluation.state.phase} ({self.evaluation.reason}); readings: {self.readings()}"
         )
 
@@ -68,6 +77,8 @@ class CeilingDecision:
             "gate.reason": self.evaluation.reason,
             "gate.problems": "; ".join(self.evaluation.problems),
         }
+        if self.node:
+            out["ray.node"] = self.node
         out.update(self.snapshot.to_metadata(prefix="hardware."))
         return out
 
@@ -87,10 +98,11 @@ def decide_ceiling(
     state: GateState,
     previous: int,
     snapshot: HardwareSnapshot,
+    node: str = "",
 ) -> CeilingDecision:
     """Advance the gate with one reading of the node and derive the replica ceiling there."""
     evaluation = evaluate(policy, state, snapshot, priority="normal")
-    return CeilingDecision(ceiling_for(rule, evaluation), previous, evaluation, snapshot)
+    return CeilingDecision(ceiling_for(rule, evaluation), previous, evaluation, snapshot, node)
 
 
 def replay_ceilings(
@@ -106,4 +118,77 @@ def replay_ceilings(
         decision = decide_ceiling(policy, rule, current, ceiling, snap)
         out.append(decision)
         current, ceiling = decision.state, decision.ceiling
+    return out
+
+
+@dataclass(frozen=True)
+class NodeGate:
+    """What the gate remembers of one node between rounds: its hysteresis and its ceiling."""
+
+    ceiling: int
+    state: GateState = field(default_factory=GateState)
+
+
+@dataclass(frozen=True)
+class NodeRound:
+    """One round of per-node readings decided: each node's decision, who joined and who left,
+    and the gates the next round starts from."""
+
+    decisions: Mapping[str, CeilingDecision]
+    gates: Mapping[str, NodeGate]
+    joined: tuple[str, ...] = ()
+    left: tuple[str, ...] = ()
+
+    @property
+    def ceilings(self) -> dict[str, int]:
+        """Each live node's ceiling after this round."""
+        return {node: gate.ceiling for node, gate in sorted(self.gates.items())}
+
+    @property
+    def changed(self) -> list[CeilingDecision]:
+        """The decisions that moved a node's ceiling (what is logged and recorded)."""
+        return [d for _, d in sorted(self.decisions.items()) if d.changed]
+
+    @property
+    def reshaped(self) -> bool:
+        """Whether the set of nodes changed (the application gains or loses a node's replicas)."""
+        return bool(self.joined or self.left)
+
+
+def decide_node_ceilings(
+    policy: GatePolicy,
+    rule: CeilingRule,
+    gates: Mapping[str, NodeGate],
+    readings: Mapping[str, HardwareSnapshot],
+) -> NodeRound:
+    """Advance each live node's gate with its own reading; ``readings`` holds exactly the nodes
+    live this round (a node that could not be read is given an unknown reading, which the gate
+    judges by ``unknown_behaviour``). Nodes are independent: one node's readings never move
+    another node's ceiling."""
+    decisions: dict[str, CeilingDecision] = {}
+    after: dict[str, NodeGate] = {}
+    for node, snapshot in sorted(readings.items()):
+        before = gates.get(node) or NodeGate(rule.max_replicas)
+        decision = decide_ceiling(policy, rule, before.state, before.ceiling, snapshot, node)
+        decisions[node] = decision
+        after[node] = NodeGate(decision.ceiling, decision.state)
+    joined = tuple(sorted(set(readings) - set(gates)))
+    left = tuple(sorted(set(gates) - set(readings)))
+    return NodeRound(decisions, after, joined, left)
+
+
+def replay_node_ceilings(
+    policy: GatePolicy,
+    rule: CeilingRule,
+    rounds: list[Mapping[str, HardwareSnapshot]],
+    gates: Mapping[str, NodeGate] | None = None,
+) -> list[NodeRound]:
+    """A per-node trace, one mapping of node → reading per round, through
+    ``decide_node_ceilings``; each round sees the gates the previous one left."""
+    out: list[NodeRound] = []
+    current: Mapping[str, NodeGate] = gates or {}
+    for readings in rounds:
+        decided = decide_node_ceilings(policy, rule, current, readings)
+        out.append(decided)
+        current = decided.gates
     return out

@@ -1,12 +1,19 @@
-"""The project's Ray Serve application: a gateway and one model deployment per served version.
+"""The project's Ray Serve application: a gateway, and per served version one model deployment
+per node.
 
 The gateway is the bento's HTTP surface on Ray: the same edge guard (token, size limit, media
 type, not-ready 503, provenance headers), the same strict request schema and 400 body, the same
 ``/metadata`` and probes, and the router's canary split (``CanarySplitter``) or shadow copy. It
 validates a request before any model sees it, then calls the champion's (or canary's) model
-deployment, whose replicas load the MLX weights with the project's loader (never pickle) and
-merge concurrent calls into one forward pass (``serve.batch``). A replica that dies mid-request
-is retried on another; Serve starts a replacement.
+deployment on one node, whose replicas load the MLX weights with the project's loader (never
+pickle) and merge concurrent calls into one forward pass (``serve.batch``).
+
+Each node's model deployment is pinned there by the node's declared resource
+(``efficientai_node:<name>``) and scales on its own, up to that node's replica ceiling, so the
+hardware gate can lower one hot node's replicas and leave the others'. The gateway spreads
+requests over the nodes in proportion to their running replicas (``NodeBalancer``, weights read
+from Serve's status every few seconds). A replica that dies mid-request, or a node that does not
+answer in time, is retried on another node; Serve starts a replacement.
 
 Runs inside Ray worker processes; built with ``build_application(spec)``.
 """
@@ -17,12 +24,9 @@ import asyncio
 import json
 import logging
 import os
-import tempfile
 import time
-from pathlib import Path
 from typing import Any
 
-import numpy as np
 from ray import serve
 from ray.exceptions import ActorUnavailableError, RayActorError
 from ray.serve.handle import DeploymentHandle
@@ -32,11 +36,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from efficientai_assets.bento_service.answers import (
-    load_checked,
     metadata_document,
-    non_finite_message,
-    not_loaded_reason,
-    predictions,
     validation_error_body,
 )
 from efficientai_assets.bento_service.middleware import (
@@ -46,63 +46,25 @@ from efficientai_assets.bento_service.middleware import (
 from efficientai_assets.bento_service.router import ROUTE_HEADER, ROUTING_KEY_HEADER, CanarySplitter
 from efficientai_assets.bento_service.schemas import make_request_model
 from efficientai_assets.bento_service.settings import ServingSettings
+from efficientai_assets.ray_service.balance import NodeBalancer, routing_weights
+from efficientai_assets.ray_service.model import ModelServer
 from efficientai_assets.ray_service.spec import ApplicationSpec, ServedVersion
+from resources.ray.cluster import node_resource
 
 logger = logging.getLogger("efficientai.serving.ray")
 
 GATEWAY = "gateway"
 RETRIES_ON_REPLICA_LOSS = 4
 READINESS_POLL_S = 0.5
+WEIGHTS_POLL_S = 2.0
+CALL_TIMEOUT_S = 20.0  # a node that takes longer is presumed gone; the call goes elsewhere
+PIN_AMOUNT = 1  # of a node's declared resource per replica (it declares NODE_CAPACITY)
 
 
-def deployment_name(role: str) -> str:
-    """``model-champion`` / ``model-canary``: one model deployment per served role."""
-    return f"model-{role}"
-
-
-@serve.deployment(max_ongoing_requests=64)
-class ModelServer:
-    """One served version's replicas: its weights, loaded once per replica."""
-
-    def __init__(
-        self, settings_json: str, files: dict[str, bytes], digests: dict[str, str]
-    ) -> None:
-        import hashlib
-
-        self.settings = ServingSettings.from_mapping(json.loads(settings_json)).with_env(os.environ)
-        self.classifier: Any = None
-        self.device = "unknown"
-        self.error: str | None = None
-        self._folder = tempfile.TemporaryDirectory(prefix="efficientai-ray-model-")
-        try:
-            for name, data in files.items():
-                if hashlib.sha256(data).hexdigest() != digests.get(name):
-                    raise ValueError(f"{name} does not match the digest it was deployed with")
-                (Path(self._folder.name) / name).write_bytes(data)
-            self.classifier, self.device = load_checked(self._folder.name, self.settings)
-        except Exception as error:  # missing or corrupt weights: up, not ready, no 500s
-            self.error = not_loaded_reason(self.settings, error)
-            logger.error(self.error)
-
-    def status(self) -> dict[str, Any]:
-        return {"ready": self.classifier is not None, "reason": self.error, "device": self.device}
-
-    @serve.batch(max_batch_size=32, batch_wait_timeout_s=0.0)
-    async def _forward(self, batches: list[np.ndarray]) -> list[np.ndarray]:
-        """Concurrent calls on this replica as one forward pass, split back per call."""
-        sizes = np.cumsum([len(rows) for rows in batches])[:-1]
-        proba = self.classifier.predict_proba(np.concatenate(batches))
-        return list(np.split(proba, sizes))
-
-    async def predict(self, instances: list[list[float]]) -> dict[str, Any]:
-        """``{"status": 200, "body": [...]}`` or a refusal with its status and message."""
-        if self.classifier is None:
-            return {"status": 503, "body": {"error": f"not ready: {self.error}"}}
-        proba = await self._forward(np.asarray(instances, dtype=np.float32))
-        refusal = non_finite_message(proba)
-        if refusal is not None:
-            return {"status": 400, "body": {"error": refusal}}
-        return {"status": 200, "body": predictions(proba, self.settings.classes)}
+def deployment_name(role: str, node: str) -> str:
+    """``model-champion-<node>`` / ``model-canary-<node>``: one model deployment per served
+    role per node."""
+    return f"model-{role}-{node}"
 
 
 class _StripRoutePrefix:
@@ -127,8 +89,8 @@ class Gateway:
     async def __init__(  # type: ignore[misc]  # Ray Serve awaits an async constructor
         self,
         spec_json: str,
-        champion: DeploymentHandle,
-        canary: DeploymentHandle | None = None,
+        champion: dict[str, DeploymentHandle],
+        canary: dict[str, DeploymentHandle] | None = None,
     ) -> None:
         spec = json.loads(spec_json)
         self.spec = spec
@@ -143,36 +105,98 @@ class Gateway:
         main = self.settings["champion"]
         self.request_model = make_request_model(main.n_features, main.max_rows)
         self.handles = {"champion": champion, **({"canary": canary} if canary else {})}
+        self.nodes: list[str] = list(spec["nodes"])
+        self.weights = {role: routing_weights({}, self.nodes) for role in self.handles}
+        self.balancers = {role: NodeBalancer() for role in self.handles}
         self.splitter = CanarySplitter(spec["canary_share"] if spec["mode"] == "canary" else 0.0)
         self.counts = {"champion": 0, "canary": 0, "shadow_copies": 0, "shadow_errors": 0}
+        self.by_node: dict[str, int] = dict.fromkeys(self.nodes, 0)
         self.status: dict[str, Any] = {"ready": False, "reason": "model not loaded yet"}
         # Known before this replica takes traffic, then kept current in the background.
         await self._refresh_status()
-        self._poller = asyncio.get_running_loop().create_task(self._poll_readiness())
+        loop = asyncio.get_running_loop()
+        self._poller = loop.create_task(self._poll_readiness())
+        self._weigher = loop.create_task(self._poll_weights())
 
     def not_ready(self) -> str | None:
         return None if self.status.get("ready") else str(self.status.get("reason"))
 
     async def _refresh_status(self) -> None:
-        try:
-            self.status = await self.handles["champion"].status.remote()
-        except Exception as error:  # a replica restarting: keep the last answer
-            logger.warning("champion status unavailable: %s", error)
+        """Ready when any node's champion replicas have loaded the weights (asked in turn,
+        heaviest node first, each within a few seconds)."""
+        weights = self.weights["champion"]
+        last: dict[str, Any] | None = None
+        for node in sorted(self.nodes, key=lambda n: -weights.get(n, 0)):
+            try:
+                answer: dict[str, Any] = await asyncio.wait_for(
+                    self.handles["champion"][node].status.remote(), timeout=5.0
+                )
+            except Exception as error:  # a replica restarting or a node gone: ask the next
+                logger.warning("champion status on node %s unavailable: %s", node, error)
+                continue
+            last = answer
+            if answer.get("ready"):
+                break
+        if last is not None:
+            self.status = last
 
     async def _poll_readiness(self) -> None:
         while True:
             await asyncio.sleep(READINESS_POLL_S if not self.status.get("ready") else 5.0)
             await self._refresh_status()
 
-    async def _call(self, role: str, instances: list[list[float]]) -> dict[str, Any]:
-        """The model deployment's answer; a replica lost mid-request is retried on another."""
-        for attempt in range(RETRIES_ON_REPLICA_LOSS + 1):
+    def _running(self) -> dict[str, dict[str, int]]:
+        """Running replicas per role per node, from Serve's status (blocking: runs in a thread)."""
+        from ray.serve import status
+
+        app = status().applications.get(self.spec["app_name"])
+        out: dict[str, dict[str, int]] = {role: {} for role in self.handles}
+        if app is None:
+            return out
+        for role in self.handles:
+            for node in self.nodes:
+                found = app.deployments.get(deployment_name(role, node))
+                if found is not None:
+                    out[role][node] = sum(
+                        n
+                        for state, n in found.replica_states.items()
+                        if str(state).endswith("RUNNING")
+                    )
+        return out
+
+    async def _poll_weights(self) -> None:
+        while True:
             try:
-                result: dict[str, Any] = await self.handles[role].predict.remote(instances)
+                running = await asyncio.to_thread(self._running)
+                self.weights = {
+                    role: routing_weights(running[role], self.nodes) for role in self.handles
+                }
+            except Exception as error:  # the controller restarting: keep the last weights
+                logger.warning("replica counts unavailable: %s", error)
+            await asyncio.sleep(WEIGHTS_POLL_S)
+
+    async def _call(self, role: str, instances: list[list[float]]) -> dict[str, Any]:
+        """A model deployment's answer, from a node picked by its running replicas; a replica
+        lost mid-request, or a node that does not answer in time, is retried on another node."""
+        avoid: set[str] = set()
+        for attempt in range(RETRIES_ON_REPLICA_LOSS + 1):
+            node = self.balancers[role].pick(self.weights[role], avoid)
+            if node is None:  # every node failed once: try them all again
+                avoid.clear()
+                node = self.balancers[role].pick(self.weights[role]) or self.nodes[0]
+            try:
+                result: dict[str, Any] = await asyncio.wait_for(
+                    self.handles[role][node].predict.remote(instances), timeout=CALL_TIMEOUT_S
+                )
+                self.by_node[node] = self.by_node.get(node, 0) + 1
                 return result
-            except (RayActorError, ActorUnavailableError) as error:
+            except (RayActorError, ActorUnavailableError, TimeoutError) as error:
+                avoid.add(node)
                 if attempt == RETRIES_ON_REPLICA_LOSS:
-                    return {"status": 503, "body": {"error": f"the {role} did not answer: {error}"}}
+                    return {
+                        "status": 503,
+                        "body": {"error": f"the {role} did not answer: {type(error).__name__}"},
+                    }
                 await asyncio.sleep(0.25 * 2**attempt)  # Serve drops the lost replica meanwhile
         raise AssertionError("unreachable")
 
@@ -255,6 +279,9 @@ class Gateway:
                 "mode": self.spec["mode"],
                 "canary_share": self.spec["canary_share"],
                 "routed": self.counts,
+                "nodes": self.nodes,
+                "routed_by_node": self.by_node,
+                "weights": self.weights,
             }
         )
 
@@ -291,19 +318,34 @@ def _labels(answer: dict[str, Any]) -> list[Any] | None:
     return [row["label"] for row in body]
 
 
-def _model_deployment(role: str, version: ServedVersion, spec: ApplicationSpec) -> Any:
-    return ModelServer.options(  # type: ignore[attr-defined]
-        name=deployment_name(role),
-        autoscaling_config=spec.scaling.to_config(),
-        ray_actor_options={"num_cpus": spec.replica_cpus},
-    ).bind(version.settings_json(), dict(version.files), dict(version.digests))
+def _model_deployments(role: str, version: ServedVersion, spec: ApplicationSpec) -> dict[str, Any]:
+    """One deployment of ``version`` per node, pinned there, scaling up to that node's ceiling.
+
+    Only the autoscaling differs between a ceiling change and the running application, so
+    ``serve.run`` updates it in place (Serve stops the replicas above a lowered maximum)."""
+    return {
+        node: ModelServer.options(  # type: ignore[attr-defined]
+            name=deployment_name(role, node),
+            autoscaling_config=spec.scaling_on(node).to_config(),
+            ray_actor_options={
+                "num_cpus": spec.replica_cpus,
+                "resources": {node_resource(node): PIN_AMOUNT},
+            },
+        ).bind(version.settings_json(), dict(version.files), dict(version.digests))
+        for node in spec.nodes
+    }
 
 
 def build_application(spec: ApplicationSpec) -> Any:
-    """The Serve application of ``spec``: the gateway bound to its model deployments."""
-    champion = _model_deployment("champion", spec.champion, spec)
-    canary = _model_deployment("canary", spec.canary, spec) if spec.canary is not None else None
+    """The Serve application of ``spec``: the gateway bound to its per-node model deployments.
+
+    The gateway's arguments name the nodes but not their ceilings, so a ceiling change leaves
+    the gateway running; a node joining or leaving restarts it (Serve rolls it over)."""
+    champion = _model_deployments("champion", spec.champion, spec)
+    canary = _model_deployments("canary", spec.canary, spec) if spec.canary is not None else None
     document = {
+        "app_name": spec.app_name,
+        "nodes": list(spec.nodes),
         "deployment_id": spec.deployment_id,
         "mode": spec.mode,
         "canary_share": spec.canary_share,

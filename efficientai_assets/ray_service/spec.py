@@ -4,7 +4,9 @@ A ``ServedVersion`` is one model version as its bento holds it: the bento's ``se
 (the same settings, limits and provenance the bento serves with) and the bytes of its model
 files. The bytes travel with the application to whichever node runs a replica, so a machine that
 joins the cluster needs no copy of the BentoML home. An ``ApplicationSpec`` is one deployment
-record's worth: the champion, optionally a canary or shadow, and the autoscaling of each.
+record's worth: the champion, optionally a canary or shadow, the nodes that serve them and the
+autoscaling of each served version on each node (its ``max_replicas`` capped by that node's
+replica ceiling).
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from efficientai_assets.bento_service.settings import ServingSettings
+from resources.ray.cluster import check_node_name
 from resources.ray.serve import Autoscaling
 
 # Weights travel inside the application's config (stored by the Serve controller): keep them small.
@@ -70,12 +73,32 @@ class ApplicationSpec:
     scaling: Autoscaling = field(default_factory=Autoscaling)
     replica_cpus: float = 0.25  # fractional: several replicas share a core
     shadow_log: str = ""
+    # The declared nodes that hold model replicas (one model deployment per node per version),
+    # and the replica ceiling of each (a node not named here runs at ``scaling.max_replicas``).
+    nodes: tuple[str, ...] = ("head",)
+    ceilings: Mapping[str, int] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if (self.mode == "single") != (self.canary is None):
             raise ValueError(f"mode {self.mode!r} and canary {self.canary!r} disagree")
         if not 0.0 <= self.canary_share < 1.0:
             raise ValueError(f"canary_share must be in [0, 1), got {self.canary_share}")
+        if not self.nodes:
+            raise ValueError(
+                "no node of the cluster declares an efficientai_node:<name> resource, so no node "
+                "may hold model replicas: start nodes with `make ray-up` / `python -m "
+                "resources.ray join` (docs/serving.md, 'Another machine joins')"
+            )
+        for node in self.nodes:
+            check_node_name(node)
+        strays = sorted(set(self.ceilings) - set(self.nodes))
+        if strays:
+            raise ValueError(f"replica ceilings for nodes {strays} that serve nothing")
+
+    def scaling_on(self, node: str) -> Autoscaling:
+        """The autoscaling of each served version's deployment on ``node``: the configured
+        policy with at most that node's ceiling of replicas."""
+        return self.scaling.with_ceiling(self.ceilings.get(node, self.scaling.max_replicas))
 
     @property
     def app_name(self) -> str:

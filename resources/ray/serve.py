@@ -137,3 +137,11 @@ def kill_replica(actor_name: str) -> None:
     import ray
 
     ray.kill(ray.get_actor(actor_name, namespace="serve"), no_restart=True)
+
+
+def deployment_names(app_name: str) -> list[str]:
+    """The deployments application ``app_name`` has now."""
+    from ray import serve
+
+    status = serve.status().applications.get(app_name)
+    return sorted(status.deployments) if status is not None else []

@@ -1,4 +1,5 @@
-"""The Ray Serve backend on a real local Ray head (127.0.0.1, 2 CPUs, fractional replica CPUs),
+"""The Ray Serve backend on a real local Ray head (127.0.0.1, 2 CPUs, fractional replica CPUs,
+one declared node: per-node behaviour on two nodes is in test_ray_nodes.py),
 next to the real bento served by ``bentoml serve``: the same answers, the same refusals, canary
 routing, a killed replica, and the hardware gate's replica ceiling on replayed traces. The head
 is stopped at the end of the module."""
@@ -31,7 +32,7 @@ from efficientai_assets.defs.serving.ray_backend import (
     deploy_spec,
 )
 from efficientai_assets.defs.serving.ray_scaling import (
-    CeilingWatcher,
+    NodeCeilingWatcher,
     observation_recorder,
     ray_applier,
     rule_for,
@@ -56,6 +57,7 @@ TOKEN_ENV = "EFFICIENTAI_TEST_SERVE_TOKEN"
 TOKEN = "test-token-ray-51c2"
 MAX_ROWS = 64
 NAMESPACE = "test"
+HEAD = "head"  # the node the module's head declares (RayHead's default name)
 
 
 @pytest.fixture(scope="module")
@@ -108,7 +110,7 @@ def bento_server(bento_store: BentoMLResource, bento: BentoInfo) -> Iterator[Ben
 @pytest.fixture(scope="module")
 def head() -> Iterator[RayHead]:
     """A head whose processes (and so every replica) see the serving token, as a node started
-    by ``make ray-up`` in an environment that holds it."""
+    by ``make ray-up`` in an environment that holds it; it declares node ``head``."""
     previous = os.environ.get(TOKEN_ENV)
     os.environ[TOKEN_ENV] = TOKEN
     started = RayHead.start(host="127.0.0.1", num_cpus=2)
@@ -341,7 +343,7 @@ def test_a_replica_killed_mid_load_is_replaced_and_loses_no_request(
     two = replace(settings, min_replicas=2, max_replicas=2)
     spec = application_spec(bento_store, _record(bento, 902), "killed", two)
     url = deploy_spec(spec, two)
-    model = deployment_name("champion")
+    model = deployment_name("champion", HEAD)
     try:
         wait_ready(url)
         victims = ray_serve.replica_actor_names("killed", model)
@@ -410,24 +412,24 @@ def test_a_hot_trace_scales_the_application_down_and_back_up_after_the_cool_down
     two = replace(settings, min_replicas=2, max_replicas=2, held_replicas=1)
     spec = application_spec(bento_store, _record(bento, 903), "hot", two)
     url = deploy_spec(spec, two)
-    model = deployment_name("champion")
+    model = deployment_name("champion", HEAD)
     try:
         wait_ready(url)
         assert ray_serve.running_replicas("hot", model) == 2
         with dg.instance_for_test() as instance:
-            watcher = CeilingWatcher(
+            watcher = NodeCeilingWatcher(
                 POLICY, rule_for(two), ray_applier(spec, two), observation_recorder(instance, "hot")
             )
             caplog.set_level("WARNING", logger="efficientai.serving.ray")
             for snap in HOT_TRACE[:3]:
-                watcher.observe(snap)
-            assert watcher.ceiling == 1
+                watcher.observe({HEAD: snap})
+            assert watcher.ceilings == {HEAD: 1}
             _wait_replicas("hot", model, 1)
             served = post(url, instances_body(rows(1)))
             assert served.status_code == 200, served.text
             for snap in HOT_TRACE[3:]:
-                watcher.observe(snap)
-            assert watcher.ceiling == 2
+                watcher.observe({HEAD: snap})
+            assert watcher.ceilings == {HEAD: 2}
             _wait_replicas("hot", model, 2)
             observations = instance.fetch_observations(dg.AssetKey(DEPLOYMENT_ASSET), limit=10)
             ceilings = [
@@ -436,10 +438,16 @@ def test_a_hot_trace_scales_the_application_down_and_back_up_after_the_cool_down
                 if e.asset_observation is not None
             ]
             assert ceilings == [1, 2]
-        lines = [r.getMessage() for r in caplog.records if "replica ceiling" in r.getMessage()]
+            nodes = {
+                e.asset_observation.metadata["ray.node"].value
+                for e in observations.records
+                if e.asset_observation is not None
+            }
+            assert nodes == {HEAD}
+        lines = [r.getMessage() for r in caplog.records if "replica ceiling on" in r.getMessage()]
         assert len(lines) == 2
-        assert "drops 2 -> 1" in lines[0] and "thermal=serious" in lines[0]
-        assert "rises 1 -> 2" in lines[1] and "released" in lines[1]
+        assert "on node head drops 2 -> 1" in lines[0] and "thermal=serious" in lines[0]
+        assert "on node head rises 1 -> 2" in lines[1] and "released" in lines[1]
     finally:
         ray_serve.delete_application("hot")
 

@@ -5,7 +5,9 @@ A record names bentos whichever backend serves it; the Ray application serves ea
 exactly as the bento does — the bento's own ``serving.json`` and the model files of its BentoML
 model — so promote, rollback, canary and shadow are the same moves on both backends. Where the
 cluster is and how replicas scale comes from ``EFFICIENTAI_RAY_*`` variables
-(``RayServeSettings``); the hardware gate lowers the replica ceiling (``ray_scaling``).
+(``RayServeSettings``). Every node that declares an ``efficientai_node:<name>`` resource holds
+its own model deployment per served version; the hardware gate lowers a hot node's replica
+ceiling there only (``ray_scaling``).
 
 Dagster loads this module in every process: Ray and the application module are imported only
 inside the functions that deploy.
@@ -15,7 +17,7 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -46,7 +48,7 @@ class RayServeSettings:
     max_replicas: int = 2
     target_ongoing_requests: float = 4.0
     replica_cpus: float = 0.25
-    held_replicas: int = 1  # the ceiling while the hardware gate holds
+    held_replicas: int = 1  # a node's ceiling while the hardware gate holds there
     downscale_delay_s: float = 30.0
 
     def __post_init__(self) -> None:
@@ -117,10 +119,14 @@ def application_spec(
     record: DeploymentRecord,
     namespace: str,
     settings: RayServeSettings,
-    ceiling: int | None = None,
+    ceilings: Mapping[str, int] | None = None,
+    nodes: Sequence[str] | None = None,
 ) -> ApplicationSpec:
-    """The application that serves ``record`` (under the replica ``ceiling`` when given)."""
-    scaling = settings.autoscaling()
+    """The application that serves ``record`` on ``nodes`` (default: every live node that
+    declares a name, read from the cluster), each node under its replica ceiling when given."""
+    if nodes is None:
+        nodes = live_nodes(settings, namespace)
+    ceilings = dict(ceilings or {})
     return ApplicationSpec(
         namespace=namespace,
         deployment_id=record.deployment_id,
@@ -128,10 +134,24 @@ def application_spec(
         champion=served_version(bentoml, record.champion.bento_tag),
         canary=served_version(bentoml, record.canary.bento_tag) if record.canary else None,
         canary_share=record.canary_share,
-        scaling=scaling if ceiling is None else scaling.with_ceiling(ceiling),
+        scaling=settings.autoscaling(),
         replica_cpus=settings.replica_cpus,
         shadow_log=str(bentoml.shadow_log_path(record)) if record.mode == "shadow" else "",
+        nodes=tuple(sorted(nodes)),
+        ceilings={node: ceilings[node] for node in nodes if node in ceilings},
     )
+
+
+def live_nodes(settings: RayServeSettings, namespace: str) -> list[str]:
+    """The names the cluster's live nodes declare (connecting first, failing within seconds)."""
+    from resources.ray.cluster import RayUnavailableError, connect, declared_nodes
+
+    check_cluster(settings)
+    try:
+        connect(settings.address, namespace=namespace)
+        return list(declared_nodes())
+    except RayUnavailableError as error:
+        raise RayBackendError(str(error)) from error
 
 
 def check_cluster(settings: RayServeSettings) -> None:
@@ -162,21 +182,21 @@ def deploy_record(
     record: DeploymentRecord,
     namespace: str,
     settings: RayServeSettings,
-    ceiling: int | None = None,
+    ceilings: Mapping[str, int] | None = None,
+    nodes: Sequence[str] | None = None,
 ) -> str:
-    """Serve ``record`` on the cluster; returns the application's URL."""
+    """Serve ``record`` on the cluster's declared nodes (or ``nodes``), each under its replica
+    ceiling in ``ceilings`` (default: the configured maximum); returns the application's URL."""
     try:
-        spec = application_spec(bentoml, record, namespace, settings, ceiling)
+        spec = application_spec(bentoml, record, namespace, settings, ceilings, nodes)
     except (BentoStoreError, ValueError) as error:
         raise RayBackendError(f"deployment {record.summary()}: {error}") from error
     return deploy_spec(spec, settings)
 
 
-def with_ceiling(
-    spec: ApplicationSpec, ceiling: int, settings: RayServeSettings
-) -> ApplicationSpec:
-    """The same application with at most ``ceiling`` replicas per model deployment."""
-    return replace(spec, scaling=settings.autoscaling().with_ceiling(ceiling))
+def with_ceilings(spec: ApplicationSpec, ceilings: Mapping[str, int]) -> ApplicationSpec:
+    """The same application on the nodes of ``ceilings``, each at most at its ceiling."""
+    return replace(spec, nodes=tuple(sorted(ceilings)), ceilings=dict(ceilings))
 
 
 def undeploy(namespace: str, settings: RayServeSettings) -> None:

@@ -17,12 +17,13 @@ import os
 import signal
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from types import FrameType
 
 from efficientai_assets.defs.serving.packaging import router_program
 from efficientai_assets.names import MODEL_NAME
 from resources.bentoml.store import BentoMLResource
+from resources.bentoml.types import DeploymentRecord
 from resources.defaults import DEFAULT_NAMESPACE
 
 PROG = "python -m efficientai_assets.defs.serving.serve_cli"
@@ -46,7 +47,9 @@ def parser() -> argparse.ArgumentParser:
         "serve-ray", help="serve a Ray-backed deployment on the cluster; lower replicas when hot"
     )
     ray.add_argument("--model-name", default="", help="registered model (default: the project's)")
-    ray.add_argument("--interval", type=float, default=10.0, help="seconds between readings")
+    ray.add_argument(
+        "--interval", type=float, default=10.0, help="seconds between rounds of node readings"
+    )
     ray.add_argument("--once", action="store_true", help="deploy and exit (no hardware watch)")
     return parsed
 
@@ -117,25 +120,73 @@ def serve_current(
 def serve_ray(
     resource: BentoMLResource, model_name: str, namespace: str, interval: float, once: bool
 ) -> None:
-    """Deploy the newest (Ray-backed) record on the cluster, then apply the hardware gate's
-    replica ceiling every ``interval`` seconds until Ctrl-C (the application keeps serving)."""
+    """Deploy the newest (Ray-backed) record on the cluster's declared nodes, then every
+    ``interval`` seconds read each node through its probe and apply the hardware gate's replica
+    ceiling per node, until Ctrl-C (the application keeps serving). A node that joins gets its
+    own model deployments; one that leaves loses them; a newer deployment record is served as
+    soon as it appears."""
     import dagster as dg
 
     from efficientai_assets.defs.serving.ray_backend import (
         RayBackendError,
         RayServeSettings,
-        application_spec,
-        deploy_spec,
+        deploy_record,
+        live_nodes,
     )
     from efficientai_assets.defs.serving.ray_scaling import (
-        CeilingWatcher,
+        NodeCeilingWatcher,
         observation_recorder,
-        ray_applier,
         rule_for,
     )
     from efficientai_assets.gate.policy import GatePolicy
     from resources.hardware.resource import HardwareResource
 
+    record = _ray_record(resource, model_name)
+    try:
+        settings = RayServeSettings.from_env()
+        print(
+            f"serving {record.summary()} on {deploy_record(resource, record, namespace, settings)}"
+        )
+    except RayBackendError as error:
+        raise SystemExit(str(error)) from error
+    if once:
+        return
+    from efficientai_assets.ray_service.probe import NodeProbes
+
+    hardware = HardwareResource()
+    instance = dg.DagsterInstance.get() if os.environ.get("DAGSTER_HOME") else None
+    live = {"record": record}
+
+    def apply(ceilings: Mapping[str, int]) -> None:
+        """Serve the newest record (a promote or rollback since is kept) under ``ceilings``."""
+        live["record"] = _ray_record(resource, model_name)
+        deploy_record(resource, live["record"], namespace, settings, ceilings, list(ceilings))
+
+    watcher = NodeCeilingWatcher(
+        GatePolicy.from_resource(hardware),
+        rule_for(settings),
+        apply,
+        observation_recorder(instance, namespace) if instance else lambda _: None,
+    )
+    probes = NodeProbes(hardware.model_dump(exclude={"gate"}))
+    try:
+        while True:
+            newest = resource.current_deployment(model_name)
+            if newest is not None and newest.deployment_id != live["record"].deployment_id:
+                watcher.forget_applied()  # the asset redeployed: put the ceilings back on it
+            try:
+                probes.sync(live_nodes(settings, namespace))
+            except RayBackendError as error:
+                print(f"cluster not readable this round: {error}", flush=True)
+            else:
+                for decision in watcher.observe(probes.read()).changed:
+                    print(decision.summary(), flush=True)
+            time.sleep(interval)
+    except KeyboardInterrupt:
+        probes.stop()
+
+
+def _ray_record(resource: BentoMLResource, model_name: str) -> DeploymentRecord:
     record = resource.current_deployment(model_name)
     if record is None or record.backend != "ray":
         live = f"#{record.deployment_id} is served by {record.backend}" if record else "none yet"
@@ -143,30 +194,7 @@ def serve_ray(
             f"no Ray-backed deployment of {model_name} ({live}): materialize the deployment "
             'asset with config {"backend": "ray"} (docs/serving.md), or use `make serve`'
         )
-    try:
-        settings = RayServeSettings.from_env()
-        spec = application_spec(resource, record, namespace, settings)
-        print(f"serving {record.summary()} on {deploy_spec(spec, settings)}", flush=True)
-    except RayBackendError as error:
-        raise SystemExit(str(error)) from error
-    if once:
-        return
-    hardware = HardwareResource()
-    instance = dg.DagsterInstance.get() if os.environ.get("DAGSTER_HOME") else None
-    watcher = CeilingWatcher(
-        GatePolicy.from_resource(hardware),
-        rule_for(settings),
-        ray_applier(spec, settings),
-        observation_recorder(instance, namespace) if instance else lambda _: None,
-    )
-    try:
-        while True:
-            decision = watcher.observe(hardware.snapshot())
-            if decision.changed:
-                print(decision.summary(), flush=True)
-            time.sleep(interval)
-    except KeyboardInterrupt:
-        pass
+    return record
 
 
 def main(argv: Sequence[str] | None = None) -> None:
