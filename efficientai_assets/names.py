@@ -92,6 +92,8 @@ TAG_REFERENCE_COMMIT = "efficientai/reference_commit"
 TAG_REFERENCE_ROWS = "efficientai/max_reference_rows"
 TAG_REFERENCE_SEED = "efficientai/reference_seed"
 TAG_RETRAIN_GATE = "efficientai/gate"
+# The project namespace the run retrains: only that namespace's sensor audits it.
+TAG_RUN_NAMESPACE = "efficientai/namespace"
 
 # Tags on Dagster runs the thermal gate sensor requests: the gate's verdict when it requested.
 TAG_GATE_DECISION = "efficientai/gate.decision"

@@ -11,10 +11,10 @@ from resources.bentoml.store import BentoMLResource
 from resources.dvc.resource import DvcResource
 from resources.evidently.resource import EvidentlyResource
 from resources.hardware.resource import HardwareResource
-from resources.home import EfficientAIHome, validate_namespace
+from resources.home import DEFAULT_NAMESPACE, EfficientAIHome, validate_namespace
 from resources.mlflow.resource import MlflowResource, credentials_in_uri_error
 
-DEFAULT_NAMESPACE = "efficientai"
+__all__ = ["DEFAULT_NAMESPACE", "build_resources"]
 
 
 def _secret(name: str) -> dg.EnvVar | None:
@@ -36,7 +36,8 @@ def build_resources(
     namespace: str = DEFAULT_NAMESPACE, home: EfficientAIHome | None = None
 ) -> dict[str, Any]:
     """Every resource the assets use. ``home=None`` resolves EFFICIENTAI_HOME when a run starts;
-    a given home pins every store under it (tests, scripts). Remote stores come from the
+    a given home pins every store under it (tests, scripts), the reports in the namespace's own
+    folder (:meth:`~resources.home.EfficientAIHome.reports_for`). Remote stores come from the
     environment: ``EFFICIENTAI_MLFLOW_TRACKING_URI``, ``EFFICIENTAI_DVC_REMOTE_URL`` and the
     credentials ``EFFICIENTAI_MLFLOW_USERNAME`` / ``EFFICIENTAI_MLFLOW_PASSWORD``. A namespace
     that is not a plain name (``EFFICIENTAI_PROJECT=../x``) is refused before anything is wired."""
@@ -61,6 +62,10 @@ def build_resources(
             project_namespace=namespace,
         ),
         "bentoml": BentoMLResource(bentoml_home=str(home.bentoml_home) if home else ""),
-        "evidently": EvidentlyResource(reports_dir=str(home.reports) if home else ""),
+        # The namespace's own folder of the home, as the code location's monitoring assets
+        # resolve it when no home is given: one layout whatever builds the resources.
+        "evidently": EvidentlyResource(
+            reports_dir=str(home.reports_for(namespace)) if home else ""
+        ),
         "hardware": HardwareResource(),
     }

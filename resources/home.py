@@ -8,7 +8,8 @@ Layout (other tools and checks rely on it)::
     data/               DVC data registry (git + DVC)
     dvc-remote/         default DVC remote
     bentoml/            BENTOML_HOME
-    reports/            Evidently reports by partition
+    reports/            Evidently reports by partition (the default namespace's)
+    reports/namespaces/<namespace>/   every other project namespace's reports
 """
 
 from __future__ import annotations
@@ -23,6 +24,10 @@ from resources.mlflow.bootstrap import prepare_sqlite_store
 
 HOME_ENV_VAR = "EFFICIENTAI_HOME"
 DEFAULT_HOME_DIRNAME = ".efficientai"
+# The namespace a home serves when EFFICIENTAI_PROJECT is unset; its reports keep the home's
+# original place, so homes made before namespaces had folders of their own read as they were.
+DEFAULT_NAMESPACE = "efficientai"
+NAMESPACE_REPORTS_DIRNAME = "namespaces"
 
 # A project namespace prefixes experiments, registered models and bentos, and names the project's
 # folder in the data registry, so it is a plain name: never a path, never ``..``.
@@ -96,6 +101,15 @@ class EfficientAIHome:
     @property
     def reports(self) -> Path:
         return self.root / "reports"
+
+    def reports_for(self, namespace: str) -> Path:
+        """The reports folder of ``namespace``: namespaces share the home but never a day's
+        folder (``<reports>/<day>/`` for the default one, ``<reports>/namespaces/<ns>/<day>/``
+        for any other), so two projects monitoring the same day keep both reports."""
+        name = validate_namespace(namespace)
+        if name == DEFAULT_NAMESPACE:
+            return self.reports
+        return self.reports / NAMESPACE_REPORTS_DIRNAME / name
 
     @property
     def dagster_yaml(self) -> Path:
@@ -191,6 +205,18 @@ telemetry:
 
 def default_home() -> EfficientAIHome:
     return EfficientAIHome.from_env()
+
+
+def namespace_reports(configured_dir: str, namespace: str) -> Path:
+    """The reports folder of ``namespace``: a configured one (an ``EvidentlyResource``'s
+    ``reports_dir``, set by whatever wired the resources for that namespace) is the namespace's
+    own; empty means the folder of ``namespace`` in the home named by ``EFFICIENTAI_HOME``,
+    resolved now (at run or tick time, not when the code location loads). The one rule for day
+    folders and the retraining audit trail alike."""
+    name = validate_namespace(namespace)
+    if configured_dir:
+        return Path(configured_dir).expanduser().resolve()
+    return default_home().reports_for(name)
 
 
 def main() -> None:

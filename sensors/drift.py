@@ -36,6 +36,7 @@ from efficientai_assets.names import (
     TAG_DRIFT_REPORTS,
     TAG_DRIFT_SHARE,
     TAG_RETRAIN_GATE,
+    TAG_RUN_NAMESPACE,
     TAG_TRIGGER,
     TRIGGER_DRIFT,
 )
@@ -125,7 +126,9 @@ def build_drift_sensor(
         dvc: DvcResource,
     ) -> dg.SensorResult:
         cursor = Cursor.decode(context.cursor, context.log)
-        audit_events = audit_finished_runs(context.instance, cursor, evidently)
+        audit_events = audit_finished_runs(
+            context.instance, cursor, evidently, mlflow.project_namespace
+        )
         notes, cursor.after_storage_id = read_drift_events(context.instance, cursor)
         seen = f" (seen: {'; '.join(notes[-5:])})" if notes else ""
 
@@ -161,6 +164,7 @@ def build_drift_sensor(
             TAG_DRIFT_REPORTS: ",".join(e.report_path for e in verdict.events)[:4000],
             TAG_DRIFT_SHARE: f"{max(e.drift_share for e in verdict.events):.4f}",
             TAG_RETRAIN_GATE: verdict.reason[:1000],
+            TAG_RUN_NAMESPACE: mlflow.project_namespace,
         }
         cursor.pending = {}
         cursor.last_request_at = now

@@ -1,9 +1,14 @@
 """The retraining audit trail: what each drift-triggered run did — promoted, rejected (and why) or
 failed (and where) — recorded once per run as a materialization of ``retraining_audit`` and a
-line of ``<reports>/retraining_audit.jsonl``.
+line of ``retraining_audit.jsonl`` in the namespace's reports folder (``<home>/reports/`` for the
+default namespace, ``<home>/reports/namespaces/<namespace>/`` for any other: the folder its day
+reports are in). Each line names its ``namespace``; lines written before it did lack the field,
+and :func:`read_audit_records` reads them as ``None``.
 
 The drift sensor audits the runs it requested when they finish; the trail is the only record
-that ties a champion change to the drift reports behind it.
+that ties a champion change to the drift reports behind it. A run whose request named another
+namespace (``TAG_RUN_NAMESPACE``) is that namespace's sensor's to audit: code locations of several
+namespaces may share one Dagster instance.
 """
 
 from __future__ import annotations
@@ -25,10 +30,12 @@ from efficientai_assets.names import (
     TAG_DRIFT_REPORTS,
     TAG_DRIFT_SHARE,
     TAG_REPLACED_CHAMPION,
+    TAG_RUN_NAMESPACE,
     TAG_TRIGGER,
     TRIGGER_DRIFT,
 )
 from resources.evidently.resource import EvidentlyResource
+from resources.home import namespace_reports
 from sensors.drift_cursor import Cursor, metadata_text
 
 AUDIT_FILE = "retraining_audit.jsonl"
@@ -39,8 +46,20 @@ _FINISHED = (
 )
 
 
-def audit_run(instance: dg.DagsterInstance, record: dg.RunRecord) -> dict[str, Any]:
-    """What a finished retraining run did: promoted, rejected (and why) or failed."""
+def audit_path(evidently: EvidentlyResource, namespace: str) -> Path:
+    """The trail of ``namespace``: in its reports folder, beside its day folders."""
+    return namespace_reports(evidently.reports_dir, namespace) / AUDIT_FILE
+
+
+def run_namespace(record: dg.RunRecord, default: str) -> str:
+    """The namespace a drift-triggered run retrains: its request's tag, or ``default`` for runs
+    requested before the tag existed (audited, as then, by the sensor that finds them)."""
+    return record.dagster_run.tags.get(TAG_RUN_NAMESPACE) or default
+
+
+def audit_run(instance: dg.DagsterInstance, record: dg.RunRecord, namespace: str) -> dict[str, Any]:
+    """What a finished retraining run of ``namespace`` did: promoted, rejected (and why) or
+    failed."""
     run = record.dagster_run
     kinds = {
         dg.DagsterEventType.ASSET_MATERIALIZATION,
@@ -77,6 +96,7 @@ def audit_run(instance: dg.DagsterInstance, record: dg.RunRecord) -> dict[str, A
     data = materialized.get(RAW_DATASET_ASSET, {})
     tags = run.tags
     return {
+        "namespace": namespace,
         "run_id": run.run_id,
         "run_status": run.status.value,
         "run_key": tags.get("dagster/run_key", ""),
@@ -95,9 +115,10 @@ def audit_run(instance: dg.DagsterInstance, record: dg.RunRecord) -> dict[str, A
 
 
 def audit_finished_runs(
-    instance: dg.DagsterInstance, cursor: Cursor, evidently: EvidentlyResource
+    instance: dg.DagsterInstance, cursor: Cursor, evidently: EvidentlyResource, namespace: str
 ) -> list[dg.AssetMaterialization]:
-    """An audit materialization for each finished drift-triggered run not yet audited."""
+    """An audit materialization for each finished drift-triggered run of ``namespace`` not yet
+    audited, each also a line of the namespace's trail (:func:`audit_path`)."""
     audited = cursor.audited if cursor.audited is not None else []
     records = instance.get_run_records(
         filters=dg.RunsFilter(tags={TAG_TRIGGER: TRIGGER_DRIFT}, statuses=list(_FINISHED)),
@@ -105,10 +126,10 @@ def audit_finished_runs(
     )
     out: list[dg.AssetMaterialization] = []
     for record in sorted(records, key=lambda r: r.create_timestamp.timestamp()):
-        if record.dagster_run.run_id in audited:
+        if record.dagster_run.run_id in audited or run_namespace(record, namespace) != namespace:
             continue
-        entry = audit_run(instance, record)
-        append_audit_record(evidently.reports_root() / AUDIT_FILE, entry)
+        entry = audit_run(instance, record, namespace)
+        append_audit_record(audit_path(evidently, namespace), entry)
         out.append(
             dg.AssetMaterialization(
                 asset_key=AUDIT_ASSET,
@@ -144,3 +165,21 @@ def append_audit_record(path: Path, record: dict[str, Any]) -> Path:
             ("\n" if torn else "") + json.dumps(record, sort_keys=True, default=str) + "\n"
         )
     return path
+
+
+def read_audit_records(path: Path) -> list[dict[str, Any]]:
+    """Every record of the trail at ``path``, oldest first; a missing file is an empty trail, a
+    torn line (a crash mid-write) is skipped, and a line from before records named their
+    namespace reads with ``namespace`` None (the trail then held every namespace's runs)."""
+    if not path.is_file():
+        return []
+    out: list[dict[str, Any]] = []
+    with path.open(encoding="utf-8") as handle:
+        for line in handle:
+            try:
+                record = json.loads(line)
+            except ValueError:
+                continue
+            if isinstance(record, dict):
+                out.append({"namespace": None, **record})
+    return out

@@ -18,6 +18,7 @@ from conftest import (
 
 from efficientai_assets.names import CHAMPION_ALIAS, MODEL_NAME
 from resources.evidently.render import RENDERED, wait_for_report
+from resources.home import DEFAULT_NAMESPACE
 
 DAY = "2026-11-01"
 
@@ -80,7 +81,10 @@ def test_the_code_locations_jobs_materialize_every_asset_into_the_home(
     assert [labels["model_version"] for labels in bentos.values()] == [str(champion.version)]
 
     # Evidently: the day's report, as HTML (rendered by its child process after the step) and JSON.
-    assert wait_for_report(home.reports / DAY, timeout_seconds=600) == RENDERED
-    report = json.loads((home.reports / DAY / "drift.json").read_text())
+    # The default namespace's reports folder: the home's own ``reports/``.
+    day = home.reports_for(DEFAULT_NAMESPACE) / DAY
+    assert day == home.reports / DAY
+    assert wait_for_report(day, timeout_seconds=600) == RENDERED
+    report = json.loads((day / "drift.json").read_text())
     assert report
-    assert (home.reports / DAY / "drift.html").stat().st_size > 10_000
+    assert (day / "drift.html").stat().st_size > 10_000

@@ -3,7 +3,10 @@ home's ``EvidentlyResource`` and the project's drift function (``drift.DriftMoni
 
 Unlike ``MLOpsClient.evidently_monitor`` (which writes files only when given ``output_dir``), the
 guide's monitor keeps every report: Evidently's HTML and the JSON verdict go under
-``<home>/reports/<project>/<UTC time>-<id>/`` and their paths are in the result.
+``<reports of the project>/<project>/<UTC time>-<id>/``, in the project's own reports folder of
+the home (``<home>/reports/`` for the default namespace, so ``<home>/reports/efficientai/`` as
+before; ``<home>/reports/namespaces/<project>/`` for any other), beside its daily reports; their
+paths are in the result.
 """
 
 from __future__ import annotations

@@ -1,7 +1,8 @@
 """``python -m efficientai_assets.dashboard`` (``make dashboard``): serve the dashboard.
 
 Binds ``DASHBOARD_HOST`` (127.0.0.1) on ``DASHBOARD_PORT`` (8000). The stores are read once
-before the server listens (imports and the first page), so the first visitor waits for nothing.
+before the server listens (imports and every page), so the first visitor waits for nothing;
+afterwards an expired page is rebuilt behind the request that finds it expired.
 """
 
 from __future__ import annotations
@@ -37,12 +38,11 @@ def main(argv: list[str] | None = None) -> int:
 
     import uvicorn
 
-    from efficientai_assets.dashboard.app import create_app
-    from efficientai_assets.dashboard.pages import overview
+    from efficientai_assets.dashboard.app import create_app, warm
 
     app = create_app(settings)
     started = time.perf_counter()
-    overview(app.state.data)  # imports MLflow and Dagster, opens the stores, fills the cache
+    warm(app.state.data)  # imports MLflow and Dagster, opens the stores, builds every page
     print(
         f"dashboard over {settings.stores.home.root} on http://{host}:{port} "
         f"(stores read in {time.perf_counter() - started:.1f}s)",

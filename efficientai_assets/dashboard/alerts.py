@@ -213,6 +213,13 @@ def failed_run_alerts(data: DashboardData) -> list[dict[str, Any]]:
     return out
 
 
+def _audited_namespace(data: DashboardData, meta: dict[str, Any], run_id: str) -> str | None:
+    """The namespace an audit record names; records from before they named one: the namespace
+    of the retraining run's own materializations."""
+    named = meta.get("namespace")
+    return str(named) if named else data.namespace_of_run(run_id)
+
+
 def retraining_alerts(data: DashboardData) -> list[dict[str, Any]]:
     ui = data.settings.dagster_ui_url
     out = []
@@ -220,12 +227,12 @@ def retraining_alerts(data: DashboardData) -> list[dict[str, Any]]:
     audits = data.materializations(AUDIT_ASSET)
     for event in audits:
         run_id = str(event.metadata.get("run_id") or event.run_id)
-        latest_ns = data.namespace_of_run(run_id)
+        latest_ns = _audited_namespace(data, event.metadata, run_id)
         latest[latest_ns] = max(latest.get(latest_ns, 0.0), event.timestamp)
     for event in audits:
         meta = event.metadata
         run_id = str(meta.get("run_id") or event.run_id)
-        namespace = data.namespace_of_run(run_id)
+        namespace = _audited_namespace(data, meta, run_id)
         outcome = str(meta.get("outcome") or "unknown")
         severity = {"promoted": "info", "rejected": "warning"}.get(outcome, "error")
         title = f"retraining {outcome}"

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import math
 from collections.abc import Awaitable, Callable
 from importlib import resources as package_files
 from typing import Any
@@ -22,26 +21,16 @@ from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, Redirect
 
 from efficientai_assets.dashboard import pages, render
 from efficientai_assets.dashboard.alerts import alerts as alerts_document
-from efficientai_assets.dashboard.data import DashboardData
+from efficientai_assets.dashboard.data import DashboardData, clean
 from efficientai_assets.dashboard.files_reader import REPORT_FILES
 from efficientai_assets.dashboard.html import BOOT_JS, esc, login_page, page
 from efficientai_assets.dashboard.settings import DashboardSettings
 from efficientai_assets.operations.probes import run_probes
+from resources.home import DEFAULT_NAMESPACE
 
 COOKIE = "efficientai_dashboard"
 OPEN_PATHS = ("/health", "/login", "/static/plotly.min.js", "/static/dashboard.js")
 MAX_LOGIN_BODY = 4096
-
-
-def clean(value: Any) -> Any:
-    """JSON-safe: NaN and infinities (MLflow stores them) become null."""
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    if isinstance(value, dict):
-        return {str(k): clean(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [clean(v) for v in value]
-    return value
 
 
 def session_value(token: str) -> str:
@@ -59,6 +48,44 @@ def authorized(request: Request, token: str) -> bool:
 def plotly_js() -> bytes:
     """Plotly.js as the ``plotly`` package ships it: the dashboard needs no network."""
     return (package_files.files("plotly") / "package_data" / "plotly.min.js").read_bytes()
+
+
+VIEWS: dict[str, tuple[Callable[..., dict[str, Any]], Callable[[dict[str, Any]], str]]] = {
+    "overview": (pages.overview, render.overview),
+    "experiments": (pages.experiments, render.experiments),
+    "models": (pages.models, render.models),
+    "monitoring": (pages.monitoring, render.monitoring),
+    "hardware": (pages.hardware, render.hardware),
+    "alerts": (alerts_document, render.alerts),
+}
+
+
+def page_document(
+    data: DashboardData,
+    view: str,
+    namespace: str | None = None,
+    page_token: str | None = None,
+) -> dict[str, Any]:
+    """The JSON document of ``view`` (the experiments page of ``namespace`` at ``page_token``),
+    from the page cache: built once, then rebuilt in the background when it expires."""
+    if view == "experiments":
+        return data.page(
+            (view, namespace or "", page_token or ""),
+            lambda: clean(pages.experiments(data, namespace, page_token)),
+        )
+    build = VIEWS[view][0]
+    return data.page((view,), lambda: clean(build(data)))
+
+
+def warm(data: DashboardData) -> None:
+    """Build every page once (imports MLflow and Dagster, opens the stores, fills the cache), so
+    the first visitor of any page waits for nothing; the experiments page of every namespace."""
+    for view in VIEWS:
+        if view != "experiments":
+            page_document(data, view)
+    for namespace in data.namespaces():
+        page_document(data, "experiments", namespace)
+    page_document(data, "experiments")
 
 
 def create_app(settings: DashboardSettings) -> FastAPI:
@@ -98,22 +125,6 @@ def create_app(settings: DashboardSettings) -> FastAPI:
         }
         return JSONResponse(document, status_code=503 if down else 200)
 
-    views: dict[str, tuple[Callable[..., dict[str, Any]], Callable[[dict[str, Any]], str]]] = {
-        "overview": (pages.overview, render.overview),
-        "experiments": (pages.experiments, render.experiments),
-        "models": (pages.models, render.models),
-        "monitoring": (pages.monitoring, render.monitoring),
-        "hardware": (pages.hardware, render.hardware),
-        "alerts": (alerts_document, render.alerts),
-    }
-
-    def document(view: str, request: Request) -> dict[str, Any]:
-        build = views[view][0]
-        if view == "experiments":
-            query = request.query_params
-            return clean(build(data, query.get("namespace"), query.get("page_token")))
-        return clean(build(data))
-
     def failure(error: Exception, as_json: bool) -> Response:
         status = 404 if isinstance(error, pages.UnknownNamespace) else 400
         message = str(error).strip("'\"")
@@ -130,21 +141,26 @@ def create_app(settings: DashboardSettings) -> FastAPI:
 
         def as_html(request: Request) -> Response:
             try:
-                return HTMLResponse(views[view][1](document(view, request)))
+                return HTMLResponse(VIEWS[view][1](document(view, request)))
             except (pages.UnknownNamespace, ValueError) as error:
                 return failure(error, False)
 
         app.add_api_route(f"/api/{view}", as_json, methods=["GET"], name=f"api-{view}")
         app.add_api_route(path, as_html, methods=["GET"], name=view)
 
-    for view in views:
+    def document(view: str, request: Request) -> dict[str, Any]:
+        query = request.query_params
+        return page_document(data, view, query.get("namespace"), query.get("page_token"))
+
+    for view in VIEWS:
         add_view(view, "/" if view == "overview" else f"/{view}")
 
-    @app.get("/reports/{day}/{name}")
-    def report(day: str, name: str) -> Response:
-        path = data.files.report_path(day, name)
+    def report_file(namespace: str, day: str, name: str) -> Response:
+        path = data.files.report_path(namespace, day, name)
         if path is None:
-            return JSONResponse({"error": f"no report {name} for {day}"}, status_code=404)
+            return JSONResponse(
+                {"error": f"no report {name} for {day} in namespace {namespace}"}, status_code=404
+            )
         # A report runs its own scripts: sandboxed into an origin of its own, it cannot read
         # the dashboard's pages or send requests with its cookie.
         return FileResponse(
@@ -152,6 +168,16 @@ def create_app(settings: DashboardSettings) -> FastAPI:
             media_type=REPORT_FILES[name],
             headers={"Content-Security-Policy": "sandbox allow-scripts allow-popups"},
         )
+
+    @app.get("/reports/{namespace}/{day}/{name}")
+    def report(namespace: str, day: str, name: str) -> Response:
+        """A namespace's report of a day, from that namespace's own reports folder."""
+        return report_file(namespace, day, name)
+
+    @app.get("/reports/{day}/{name}")
+    def default_report(day: str, name: str) -> Response:
+        """The default namespace's report (the links of earlier versions of the dashboard)."""
+        return report_file(DEFAULT_NAMESPACE, day, name)
 
     @app.get("/static/plotly.min.js")
     def plotly() -> Response:

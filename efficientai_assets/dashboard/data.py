@@ -10,6 +10,7 @@ that md5. An event none of these places is shown as unattributed, never guessed.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from contextlib import suppress
 from datetime import UTC, datetime
@@ -43,6 +44,17 @@ def iso(timestamp: float | None) -> str | None:
     return datetime.fromtimestamp(timestamp, UTC).isoformat(timespec="seconds")
 
 
+def clean(value: Any) -> Any:
+    """JSON-safe: NaN and infinities (MLflow stores them) become null."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {str(k): clean(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [clean(v) for v in value]
+    return value
+
+
 def down_section(error: StoreDown) -> dict[str, Any]:
     return {"status": "down", "store": error.store, "error": str(error)}
 
@@ -65,13 +77,18 @@ class DashboardData:
 
     def __init__(self, settings: DashboardSettings) -> None:
         self.settings = settings
-        self.cache = TTLCache(settings.cache_seconds)
+        self.cache = TTLCache(settings.cache_seconds, max_stale_seconds=settings.stale_seconds)
         self.mlflow = MlflowReader(settings.stores, settings.timeout_seconds)
         self.dagster = DagsterReader(settings.stores)
         self.files = FilesReader(settings.stores)
 
     def cached(self, key: tuple[Any, ...], compute: Callable[[], T]) -> T:
         return self.cache.get(key, compute)
+
+    def page(self, key: tuple[Any, ...], compute: Callable[[], T]) -> T:
+        """A whole page document: once built, an expired one is served while it is rebuilt in
+        the background (see ``cache``), so a request waits for the stores only the first time."""
+        return self.cache.get(("page", *key), compute, stale_ok=True)
 
     # -- the stores, cached ------------------------------------------------------------------
 

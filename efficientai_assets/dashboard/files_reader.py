@@ -1,5 +1,5 @@
 """Read-only views of the stores that are plain files: the deployment records and the bentos of
-the BentoML store, and the Evidently reports by day.
+the BentoML store, and the Evidently reports by namespace and day.
 
 Bentos are read from their ``bento.yaml`` in the store's folders rather than through the
 ``bentoml`` command line: one file read per bento instead of a process per call.
@@ -17,13 +17,14 @@ from efficientai_assets.dashboard.cache import StoreDown
 from efficientai_assets.operations.stores import StoreLocations
 from resources.bentoml.records import DeploymentLog
 from resources.bentoml.types import DeploymentRecord, bento_name_for
+from resources.home import namespace_problem
 
 DAY = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 REPORT_FILES = {"drift.html": "text/html; charset=utf-8", "drift.json": "application/json"}
 
 
 class FilesReader:
-    """The BentoML home and the reports folder of one home."""
+    """The BentoML home and the reports folders of one home."""
 
     def __init__(self, stores: StoreLocations) -> None:
         self.stores = stores
@@ -57,9 +58,10 @@ class FilesReader:
             }
         return out
 
-    def report_path(self, day: str, name: str) -> Path | None:
-        """``<reports>/<day>/<name>`` when ``day`` is a date, ``name`` a report file and it exists."""
-        if not DAY.match(day) or name not in REPORT_FILES:
+    def report_path(self, namespace: str, day: str, name: str) -> Path | None:
+        """``<reports of namespace>/<day>/<name>`` when the namespace is a plain name, ``day`` a
+        date, ``name`` a report file and it exists, else None (never a path outside)."""
+        if namespace_problem(namespace) or not DAY.match(day) or name not in REPORT_FILES:
             return None
-        path = self.stores.home.reports / day / name
+        path = self.stores.home.reports_for(namespace) / day / name
         return path if path.is_file() else None

@@ -16,6 +16,7 @@ from efficientai_assets.dashboard.cache import StoreDown
 from efficientai_assets.dashboard.data import (
     HEAVY_ASSETS,
     DashboardData,
+    clean,
     down_section,
     iso,
     section,
@@ -81,6 +82,13 @@ def _live(data: DashboardData, namespace: str) -> dict[str, Any]:
     }
 
 
+def _report_url(data: DashboardData, namespace: str, day: str, name: str) -> str | None:
+    """Where the dashboard serves the namespace's report of ``day``, when the file is there."""
+    if data.files.report_path(namespace, day, name) is None:
+        return None
+    return f"/reports/{quote(namespace, safe='')}/{day}/{name}"
+
+
 def drift_days(data: DashboardData) -> dict[str, list[dict[str, Any]]]:
     """``namespace → days`` (oldest first), the newest report of each day."""
     seen: set[tuple[str, str]] = set()
@@ -107,12 +115,8 @@ def drift_days(data: DashboardData) -> dict[str, list[dict[str, Any]]]:
                 "current_rows": meta.get("current_rows"),
                 "run_id": event.run_id,
                 "materialized_at": iso(event.timestamp),
-                "report_url": f"/reports/{day}/drift.html"
-                if data.files.report_path(day, "drift.html")
-                else None,
-                "json_url": f"/reports/{day}/drift.json"
-                if data.files.report_path(day, "drift.json")
-                else None,
+                "report_url": _report_url(data, namespace, day, "drift.html"),
+                "json_url": _report_url(data, namespace, day, "drift.json"),
             }
         )
     for days in out.values():
@@ -152,7 +156,7 @@ def gate_events(data: DashboardData) -> list[dict[str, Any]]:
 
 
 def overview(data: DashboardData) -> dict[str, Any]:
-    listing = alerts(data)
+    listing = data.page(("alerts",), lambda: clean(alerts(data)))
     try:
         days: dict[str, list[dict[str, Any]]] | StoreDown = drift_days(data)
         gates: list[dict[str, Any]] | StoreDown = gate_events(data)

@@ -24,6 +24,7 @@ class DashboardSettings:
     namespaces: tuple[str, ...] = ()  # empty: every namespace found in the stores
     token_env: str = DEFAULT_TOKEN_ENV
     cache_seconds: float = 10.0
+    stale_seconds: float = 300.0  # an expired page is served (and rebuilt behind it) this long
     page_size: int = 20
     hold_alert_seconds: float = 600.0
     events_per_asset: int = 500
@@ -57,6 +58,7 @@ class DashboardSettings:
             namespaces=namespaces,
             token_env=token_env,
             cache_seconds=_float(env, "DASHBOARD_CACHE_SECONDS", 10.0),
+            stale_seconds=_float(env, "DASHBOARD_STALE_SECONDS", 300.0),
             page_size=_int(env, "DASHBOARD_PAGE_SIZE", 20, minimum=1),
             events_per_asset=_int(env, "DASHBOARD_EVENTS_PER_ASSET", 500, minimum=1),
             hold_alert_seconds=_float(env, "DASHBOARD_HOLD_ALERT_SECONDS", 600.0),

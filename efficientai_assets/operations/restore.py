@@ -228,7 +228,9 @@ def restore(archive: Path, locations: StoreLocations) -> VerifiedArchive:
         for database in sorted((staging / "dagster").rglob("*.db")):
             rebase_sqlite(database, old, new)
         rebase_text(staging / "dagster" / "dagster.yaml", old, new)
-        rebase_text(staging / "reports" / "retraining_audit.jsonl", old, new)
+        # Each namespace's audit trail (reports/ and reports/namespaces/<ns>/) names its files.
+        for trail in sorted((staging / "reports").rglob("retraining_audit.jsonl")):
+            rebase_text(trail, old, new)
         if (staging / "mlflow" / "mlflow.db").is_file():
             rebase_sqlite(staging / "mlflow" / "mlflow.db", old, new, MLFLOW_PATH_COLUMNS)
         if target.exists():

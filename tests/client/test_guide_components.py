@@ -271,7 +271,7 @@ def test_evidently_monitor_reports_drift_and_keeps_the_report_files(
 
     assert capsys.readouterr().out.strip() == "Drift score: 1.0"
     html, summary = Path(report["html_path"]), Path(report["json_path"])
-    assert html.parent.parent == home / "reports" / "my-project"
+    assert html.parent.parent == home / "reports" / "namespaces" / "my-project" / "my-project"
     assert html.stat().st_size > 10_000 and "<html" in html.read_text()[:2000].lower()
     written = json.loads(summary.read_text())["summary"]
     assert written["drift_detected"] is True and written["drifted_columns"] == ["x", "y"]

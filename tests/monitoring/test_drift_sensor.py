@@ -21,12 +21,13 @@ from efficientai_assets.names import (
     AUDIT_ASSET,
     TAG_DRIFT_PARTITIONS,
     TAG_REPLACED_CHAMPION,
+    TAG_RUN_NAMESPACE,
     TAG_TRIGGER,
     TRIGGER_DRIFT,
 )
-from resources.evidently.resource import EvidentlyResource
 from resources.hardware.resource import HardwareResource
 from sensors.drift import build_drift_sensor
+from sensors.drift_audit import audit_path, read_audit_records
 from sensors.drift_cursor import CURSOR_VERSION, Cursor
 from sensors.drift_guardrails import RetrainPolicy
 
@@ -60,11 +61,21 @@ def monitored(trained_pipeline: PipelineHome, tmp_path: Path) -> Iterator[Pipeli
     reports are in it."""
     (tmp_path / "dagster").mkdir()
     with dg.instance_for_test(temp_dir=str(tmp_path / "dagster")) as instance:
-        resources = {
-            **trained_pipeline.resources,
-            "evidently": EvidentlyResource(reports_dir=str(trained_pipeline.home.reports)),
-        }
-        yield PipelineHome(trained_pipeline.home, resources, instance)
+        yield PipelineHome(trained_pipeline.home, dict(trained_pipeline.resources), instance)
+
+
+def reports(pipeline: PipelineHome) -> Path:
+    """The namespace's reports folder, as its resources wire it (``home.reports_for``)."""
+    path: Path = pipeline.resources["evidently"].reports_root()
+    assert path == pipeline.home.reports_for(pipeline.resources["mlflow"].project_namespace)
+    return path
+
+
+def trail(pipeline: PipelineHome) -> Path:
+    """The namespace's retraining audit trail, beside its day folders."""
+    return audit_path(
+        pipeline.resources["evidently"], pipeline.resources["mlflow"].project_namespace
+    )
 
 
 def report_day(pipeline: PipelineHome, day: str, **batch: Any) -> None:
@@ -123,9 +134,10 @@ def test_calm_day_skips_and_a_sudden_shift_requests_exactly_one_run(
     assert request.tags[TAG_TRIGGER] == TRIGGER_DRIFT
     assert request.tags[TAG_DRIFT_PARTITIONS] == "2026-04-02"
     assert request.tags[TAG_REPLACED_CHAMPION]
+    assert request.tags[TAG_RUN_NAMESPACE] == "test", "the run names the namespace it retrains"
     # The tick wrote no data: the run's tags say what raw_dataset assembles in its step.
     assert "raw_dataset" not in request.run_config.get("ops", {})
-    assert not (monitored.home.reports / "retraining").exists()
+    assert not (reports(monitored) / "retraining").exists()
     plan = RetrainingRequest.from_tags(request.tags)
     assert plan is not None and plan.partitions == ("2026-04-02",)
     combined, new_rows = assemble_retraining_data(
@@ -214,9 +226,10 @@ def test_a_missing_batch_fails_the_retraining_step_and_the_audit_records_it_once
     from efficientai_assets.defs.data.assets import raw_dataset
 
     report_day(monitored, "2026-04-20", shift="sudden", shift_start="2026-04-20")
-    batch = monitored.home.reports / "2026-04-20" / "batch.parquet"
+    batch = reports(monitored) / "2026-04-20" / "batch.parquet"
     batch.unlink()
-    audit_file = monitored.home.reports / "retraining_audit.jsonl"
+    audit_file = trail(monitored)
+    assert audit_file == monitored.home.reports_for("test") / "retraining_audit.jsonl"
     policy = RetrainPolicy(min_new_rows=100, cooldown_seconds=0)
     sensor = build_drift_sensor(_job(), policy=policy, clock=Clock())
     cool = _hardware(tmp_path, "nominal")
@@ -246,6 +259,7 @@ def test_a_missing_batch_fails_the_retraining_step_and_the_audit_records_it_once
     assert record["reason"].startswith("raw_dataset: ") and "is missing" in record["reason"]
     assert record["drift_partitions"] == "2026-04-20" and record["training_data"] == ""
     assert len(audit_lines()) == 1
+    assert json.loads(audit_lines()[0])["namespace"] == "test" == record["namespace"]
 
     third = tick(monitored, sensor, second.cursor, cool)
     assert not third.asset_events, "the advanced cursor remembers the audited run"
@@ -293,7 +307,6 @@ def test_shifted_batch_leads_through_the_sensor_to_a_retrained_champion(
     from efficientai_assets.defs.training.assets import candidate_model, champion_model
 
     pipeline = home_factory("e2e")
-    pipeline.resources["evidently"] = EvidentlyResource(reports_dir=str(pipeline.home.reports))
     training_assets = [raw_dataset, dataset_splits, candidate_model, champion_model]
     pipeline.materialize(training_assets, run_config=training_run_config())
     mlflow = pipeline.resources["mlflow"]
@@ -334,7 +347,7 @@ def test_shifted_batch_leads_through_the_sensor_to_a_retrained_champion(
     bento = pipeline.resources["bentoml"].get_bento(record["bento"])
     assert bento is not None, "the retraining run built the new champion's bento"
     assert bento.labels["model_version"] == str(second)
-    lines = (pipeline.home.reports / "retraining_audit.jsonl").read_text().splitlines()
-    assert json.loads(lines[-1])["run_id"] == run.run_id
+    last = read_audit_records(trail(pipeline))[-1]
+    assert last["run_id"] == run.run_id and last["namespace"] == "test"
     again = tick(pipeline, sensor, audited.cursor, cool)
     assert not again.asset_events, "each retraining is audited once"

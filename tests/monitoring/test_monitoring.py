@@ -19,7 +19,6 @@ from efficientai_assets.defs.monitoring.assets import (
 )
 from efficientai_assets.names import DRIFT_CHECK
 from resources.evidently.render import RENDERED, wait_for_report
-from resources.evidently.resource import EvidentlyResource
 
 
 def monitoring_config(**batch: Any) -> dict[str, Any]:
@@ -29,17 +28,21 @@ def monitoring_config(**batch: Any) -> dict[str, Any]:
 def run_day(
     pipeline: PipelineHome, day: str, raise_on_error: bool = True, **batch: Any
 ) -> dg.ExecuteInJobResult:
-    resources = {**pipeline.resources, "evidently": EvidentlyResource(
-        reports_dir=str(pipeline.home.reports)
-    )}  # fmt: skip
     return dg.materialize(
         [inference_batch, drift_report],
         partition_key=day,
-        resources=resources,
+        resources=pipeline.resources,
         instance=pipeline.instance,
         run_config=monitoring_config(**batch),
         raise_on_error=raise_on_error,
     )
+
+
+def day_folder(pipeline: PipelineHome, day: str) -> Path:
+    """The day's folder in the namespace's reports folder, as the resources wire it."""
+    folder: Path = pipeline.resources["evidently"].partition_dir(day)
+    assert folder == pipeline.home.reports_for("test") / day, "the home's layout for 'test'"
+    return folder
 
 
 def _metadata(result: dg.ExecuteInJobResult, asset: str) -> dict[str, Any]:
@@ -52,7 +55,7 @@ def test_a_calm_day_passes_the_drift_check_and_writes_both_reports(
 ) -> None:
     result = run_day(trained_pipeline, "2026-02-01", shift="none")
     meta = _metadata(result, "drift_report")
-    day = trained_pipeline.home.reports / "2026-02-01"
+    day = day_folder(trained_pipeline, "2026-02-01")
     # The verdict is out with the step; Evidently's HTML report follows from its child process.
     assert Path(meta["report_path"]) == day / "drift.html"
     assert wait_for_report(day, timeout_seconds=600) == RENDERED and (day / "drift.html").is_file()
@@ -122,7 +125,7 @@ def test_a_bad_landed_batch_fails_naming_the_column_and_is_never_reported(
     [failure] = [e for e in result.all_events if e.is_step_failure]
     assert failure.step_key == "inference_batch"
     assert re.search(message, str(failure.step_failure_data.error))
-    assert not (trained_pipeline.home.reports / "2026-02-10" / "drift.json").exists()
+    assert not (day_folder(trained_pipeline, "2026-02-10") / "drift.json").exists()
 
 
 def test_landed_rows_are_picked_by_their_timestamp(

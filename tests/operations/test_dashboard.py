@@ -1,6 +1,7 @@
 """The dashboard on a home the real pipeline built: two project namespaces, a hardware hold,
-several monitoring days with one drifted, a drift-triggered retraining, a canary, a failed
-quality check and a failed run. The JSON endpoints are checked against MLflow and Dagster read
+several monitoring days with one drifted (and one day both namespaces monitored, each into its
+own reports folder), a drift-triggered retraining, a canary, a failed quality check and a failed
+run. The JSON endpoints are checked against MLflow and Dagster read
 directly; every page is loaded in headless Chromium (Debian's package, driven by Playwright);
 screenshots are kept under ``tests/artifacts/dashboard/`` (git-ignored).
 """
@@ -33,14 +34,15 @@ from efficientai_assets.names import (
     MODEL_NAME,
 )
 from resources.bentoml.records import DeploymentLog
-from resources.evidently.resource import EvidentlyResource
 from resources.hardware.gate_settings import GateSettings
 from resources.hardware.resource import HardwareResource
 from resources.home import EfficientAIHome
+from sensors.drift_audit import AUDIT_FILE, read_audit_records
 
 ALPHA, BETA = "alpha", "beta"
 CALM_DAYS = ("2026-11-20", "2026-11-21")
 DRIFTED_DAY = "2026-11-22"
+SHARED_DAY = CALM_DAYS[0]  # monitored by both namespaces
 AFTER_DAY = "2026-11-23"
 HELD_SECONDS = 900
 ARTIFACTS = Path(__file__).resolve().parents[1] / "artifacts" / "dashboard"
@@ -182,8 +184,9 @@ def build_alpha(built: BuiltHome, scratch: Path) -> None:
 
 
 def build_beta(built: BuiltHome) -> None:
-    """Other data (another split seed), a champion, a second candidate served as a 20% canary, a
-    third candidate that fails its quality floor, and a promote without a reason (a failed run)."""
+    """Other data (another split seed), a champion, the first of alpha's monitoring days, a
+    second candidate served as a 20% canary, a third candidate that fails its quality floor, and
+    a promote without a reason (a failed run)."""
     from efficientai_assets.defs.serving.assets import deployment
     from efficientai_assets.defs.training.assets import candidate_model
 
@@ -192,6 +195,7 @@ def build_beta(built: BuiltHome) -> None:
         "ops": {**training_run_config()["ops"], "dataset_splits": {"config": {"seed": 7}}},
     }
     _materialize(built, BETA, pipeline_assets(), seeded)
+    monitor_day(built, BETA, SHARED_DAY, shift="none")
     _materialize(built, BETA, [candidate_model], training_run_config(seed=1, epochs=6))
     _materialize(
         built,
@@ -220,13 +224,8 @@ def build_beta(built: BuiltHome) -> None:
 def build_dashboard_home(root: Path) -> Iterator[BuiltHome]:
     home = make_home(root / "home")
     with dg.instance_for_test(temp_dir=str(home.dagster_home)) as instance:
-        resources = {
-            ns: {
-                **resources_for_tests(ns, home),
-                "evidently": EvidentlyResource(reports_dir=str(home.reports)),
-            }
-            for ns in (ALPHA, BETA)
-        }
+        # Each namespace's reports in its own folder of the home, as the code location has them.
+        resources = {ns: resources_for_tests(ns, home) for ns in (ALPHA, BETA)}
         built = BuiltHome(home, instance, resources)
         build_alpha(built, root)
         build_beta(built)
@@ -345,14 +344,17 @@ def _model(namespace: str) -> str:
     return f"{namespace}-{MODEL_NAME}"
 
 
-def drift_materializations(built: BuiltHome) -> dict[str, dict[str, Any]]:
-    """``day → metadata`` of the newest drift report of each day, read from Dagster."""
+def drift_materializations(built: BuiltHome, namespace: str = ALPHA) -> dict[str, dict[str, Any]]:
+    """``day → metadata`` of the newest drift report of each day of ``namespace`` (the one
+    written into its reports folder), read from Dagster."""
     records = built.instance.fetch_materializations(dg.AssetKey(DRIFT_ASSET), limit=100).records
+    folder = built.home.reports_for(namespace)
     out: dict[str, dict[str, Any]] = {}
     for record in records:  # newest first
         assert record.asset_materialization is not None and record.partition_key is not None
-        metadata = record.asset_materialization.metadata
-        out.setdefault(record.partition_key, {k: v.value for k, v in metadata.items()})
+        metadata = {k: v.value for k, v in record.asset_materialization.metadata.items()}
+        if Path(str(metadata["report_path"])).is_relative_to(folder):
+            out.setdefault(record.partition_key, metadata)
     return out
 
 
@@ -388,7 +390,7 @@ def test_overview_shows_each_namespace_seats_live_deployment_drift_and_gate(
     )
     newest_day = max(drift_materializations(dashboard.built))
     assert rows[ALPHA]["monitoring"]["last_drift"]["day"] == newest_day == AFTER_DAY
-    assert rows[BETA]["monitoring"]["last_drift"] is None, "beta was never monitored"
+    assert rows[BETA]["monitoring"]["last_drift"]["day"] == SHARED_DAY
     assert rows[ALPHA]["monitoring"]["last_gate"]["decision"] == "go"
     assert document["totals"]["namespaces"] == 2
     assert document["totals"]["model_versions"] == 5
@@ -436,7 +438,7 @@ def test_monitoring_has_each_day_with_its_drift_share_threshold_and_report(
     rows = {row["namespace"]: row for row in document["namespaces"]}
     days = {d["day"]: d for d in rows[ALPHA]["days"]}
     assert list(days) == sorted(stored) == [*CALM_DAYS, DRIFTED_DAY, AFTER_DAY]
-    assert rows[BETA]["days"] == []
+    assert [d["day"] for d in rows[BETA]["days"]] == [SHARED_DAY]
     for day, entry in days.items():
         assert entry["drift_share"] == stored[day]["drift_share"]
         assert entry["threshold"] == stored[day]["drift_share_threshold"]
@@ -446,12 +448,33 @@ def test_monitoring_has_each_day_with_its_drift_share_threshold_and_report(
     report = httpx.get(dashboard.url + days[DRIFTED_DAY]["report_url"], timeout=60)
     assert report.status_code == 200 and report.headers["content-type"].startswith("text/html")
     assert (
-        report.content == (dashboard.built.home.reports / DRIFTED_DAY / "drift.html").read_bytes()
+        report.content
+        == (dashboard.built.home.reports_for(ALPHA) / DRIFTED_DAY / "drift.html").read_bytes()
     )
     assert (
         httpx.get(f"{dashboard.url}/reports/..%2F..%2Fetc/drift.html", timeout=10).status_code
         == 404
     )
+
+
+def test_two_namespaces_keep_their_own_report_of_the_same_day_and_each_shows_under_its_own(
+    dashboard: Dashboard,
+) -> None:
+    built = dashboard.built
+    files = {ns: built.home.reports_for(ns) / SHARED_DAY / "drift.json" for ns in (ALPHA, BETA)}
+    stored = {ns: drift_materializations(built, ns)[SHARED_DAY] for ns in (ALPHA, BETA)}
+    for namespace, path in files.items():
+        assert Path(str(stored[namespace]["json_path"])) == path
+        assert path.is_file() and (path.parent / "batch.parquet").is_file()
+    assert files[ALPHA].read_bytes() != files[BETA].read_bytes(), "other reference data"
+    assert not (built.home.reports / SHARED_DAY).exists(), "nothing in a shared day folder"
+    rows = {row["namespace"]: row for row in dashboard.json("/api/monitoring")["namespaces"]}
+    for namespace, path in files.items():
+        [day] = [d for d in rows[namespace]["days"] if d["day"] == SHARED_DAY]
+        assert day["drift_share"] == stored[namespace]["drift_share"]
+        assert day["json_url"] == f"/reports/{namespace}/{SHARED_DAY}/drift.json"
+        served = httpx.get(dashboard.url + day["json_url"], timeout=60)
+        assert served.status_code == 200 and served.content == path.read_bytes()
 
 
 def test_alerts_name_quality_drift_hold_failed_run_and_retraining(dashboard: Dashboard) -> None:
@@ -473,6 +496,10 @@ def test_alerts_name_quality_drift_hold_failed_run_and_retraining(dashboard: Das
     assert failed["open"] and "needs a reason" in failed["detail"]
     retraining = one("retraining", run_id=dashboard.built.retraining_run_id)
     assert retraining["namespace"] == ALPHA and "promoted" in retraining["title"]
+    home = dashboard.built.home
+    [line] = read_audit_records(home.reports_for(ALPHA) / AUDIT_FILE)
+    assert (line["run_id"], line["namespace"]) == (dashboard.built.retraining_run_id, ALPHA)
+    assert not (home.reports / AUDIT_FILE).exists(), "alpha's trail is in alpha's folder"
     stored_failures = dashboard.built.instance.get_run_records(
         filters=dg.RunsFilter(statuses=[dg.DagsterRunStatus.FAILURE])
     )
@@ -558,7 +585,7 @@ def test_the_dashboard_never_writes_to_the_home(dashboard: Dashboard) -> None:
         "/api/monitoring",
         "/api/hardware",
         "/api/alerts",
-        f"/reports/{DRIFTED_DAY}/drift.json",
+        f"/reports/{ALPHA}/{DRIFTED_DAY}/drift.json",
     ):
         assert httpx.get(dashboard.url + path, timeout=60).status_code == 200, path
     after = home_files(dashboard.built.home.root)
@@ -679,7 +706,9 @@ def test_every_page_loads_in_chromium_and_its_charts_hold_the_stored_numbers(
     page = browser.new_page()
     page.on("pageerror", lambda e: report_errors.append(str(e)))
     page.goto(
-        f"{dashboard.url}/reports/{DRIFTED_DAY}/drift.html", wait_until="load", timeout=120_000
+        f"{dashboard.url}/reports/{ALPHA}/{DRIFTED_DAY}/drift.html",
+        wait_until="load",
+        timeout=120_000,
     )
     page.screenshot(path=str(ARTIFACTS / "drift-report.png"))
     page.close()

@@ -28,8 +28,8 @@ import pytest
 from conftest import make_home, resources_for_tests, training_run_config
 from test_dashboard import dashboard_env, free_port, pipeline_assets
 
-from resources.evidently.resource import EvidentlyResource
-from resources.home import EfficientAIHome
+from resources.home import DEFAULT_NAMESPACE, EfficientAIHome
+from sensors.drift_audit import AUDIT_FILE
 
 NAMESPACE = "ops"
 MODEL = f"{NAMESPACE}-digits-classifier"
@@ -48,12 +48,8 @@ def ops_home(tmp_path_factory: pytest.TempPathFactory) -> Iterator[OpsHome]:
     root = tmp_path_factory.mktemp("operations")
     home = make_home(root / "home")
     with dg.instance_for_test(temp_dir=str(home.dagster_home)) as instance:
-        resources = {
-            **resources_for_tests(NAMESPACE, home),
-            "evidently": EvidentlyResource(reports_dir=str(home.reports)),
-        }
         dg.materialize(
-            pipeline_assets(), resources=resources, instance=instance,
+            pipeline_assets(), resources=resources_for_tests(NAMESPACE, home), instance=instance,
             run_config=training_run_config(),
         )  # fmt: skip
     yield OpsHome(home, root)
@@ -206,6 +202,17 @@ def test_a_backup_taken_during_a_run_restores_into_a_new_home_that_passes_its_ch
     ops_home: OpsHome,
 ) -> None:
     home, backups = ops_home.home, ops_home.root / "backups-live"
+    # Two namespaces' reports of one day, each in its namespace's folder: both are carried.
+    reports = {ns: f'{{"namespace": "{ns}"}}' for ns in (NAMESPACE, "other-project")}
+    for namespace, text in reports.items():
+        folder = home.reports_for(namespace) / "2026-05-01"
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / "drift.json").write_text(text)
+    # Each namespace's retraining audit trail names the home's files by their full path.
+    trails = {ns: home.reports_for(ns) / AUDIT_FILE for ns in (*reports, DEFAULT_NAMESPACE)}
+    for namespace, trail in trails.items():
+        report = home.reports_for(namespace) / "2026-05-01" / "drift.html"
+        trail.write_text(json.dumps({"namespace": namespace, "drift_reports": str(report)}) + "\n")
     script = SLOW_RUN.format(
         tests=str(TESTS), home=str(home.root), trace=str(ops_home.root / "slow-trace.json"),
         namespace=NAMESPACE,
@@ -253,6 +260,14 @@ def test_a_backup_taken_during_a_run_restores_into_a_new_home_that_passes_its_ch
         )
         health = command("health", target)
         assert health.returncode == 0, health.stdout
+        for namespace, text in reports.items():
+            restored_report = target.reports_for(namespace) / "2026-05-01" / "drift.json"
+            assert restored_report.read_text() == text, namespace
+        for namespace in trails:
+            [line] = (target.reports_for(namespace) / AUDIT_FILE).read_text().splitlines()
+            assert json.loads(line)["drift_reports"] == str(
+                target.reports_for(namespace) / "2026-05-01" / "drift.html"
+            ), f"{namespace}'s trail names the restored home's files"
     finally:
         moved.rename(home.root)
 

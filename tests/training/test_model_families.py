@@ -37,7 +37,6 @@ from efficientai_assets.names import (
 )
 from resources.bentoml.store import BentoMLResource
 from resources.evidently.render import RENDERED, wait_for_report
-from resources.evidently.resource import EvidentlyResource
 
 pytestmark = pytest.mark.slow
 
@@ -200,14 +199,10 @@ def test_the_served_cnn_bento_answers_like_the_in_process_model(
 
 def test_drift_scores_the_cnn_champion(cnn_pipeline: dict[str, Any]) -> None:
     pipeline: PipelineHome = cnn_pipeline["pipeline"]
-    resources = {
-        **pipeline.resources,
-        "evidently": EvidentlyResource(reports_dir=str(pipeline.home.reports)),
-    }
     result = dg.materialize(
         [inference_batch, drift_report],
         partition_key="2026-02-01",
-        resources=resources,
+        resources=pipeline.resources,
         instance=pipeline.instance,
         run_config={"ops": {"inference_batch": {"config": {"shift": "none"}}}},
     )
@@ -218,7 +213,8 @@ def test_drift_scores_the_cnn_champion(cnn_pipeline: dict[str, Any]) -> None:
     assert meta["columns_tested"] == 64
     assert 0.8 <= meta["champion_accuracy"] <= 1.0
     # Evidently's HTML follows from a child process: wait for it so nothing outlives the test.
-    assert wait_for_report(pipeline.home.reports / "2026-02-01", timeout_seconds=600) == RENDERED
+    day = pipeline.home.reports_for("test") / "2026-02-01"  # the namespace's own folder
+    assert wait_for_report(day, timeout_seconds=600) == RENDERED
 
 
 def test_an_unknown_family_is_a_config_error_before_any_training(

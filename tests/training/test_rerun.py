@@ -104,8 +104,13 @@ def ran_once(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PipelineHome]
             MONITORING, resources=pipeline.resources, instance=instance, partition_key=DAY
         )
         assert metadata_of(day, "drift_report")["evidently_report"] == "rendering"
-        assert wait_for_report(home.reports / DAY, timeout_seconds=600) == RENDERED
+        assert wait_for_report(day_folder(pipeline), timeout_seconds=600) == RENDERED
         yield pipeline
+
+
+def day_folder(pipeline: PipelineHome) -> Path:
+    """The monitored day's folder: the namespace's reports folder (``home.reports_for``)."""
+    return pipeline.home.reports_for(pipeline.resources["mlflow"].project_namespace) / DAY
 
 
 def rerun_monitoring(pipeline: PipelineHome) -> dg.ExecuteInProcessResult:
@@ -220,7 +225,7 @@ def test_the_registry_peek_reads_what_mlflow_reads(ran_once: PipelineHome) -> No
 
 
 def test_a_changed_batch_file_or_a_missing_report_is_worked_again(ran_once: PipelineHome) -> None:
-    day = ran_once.home.reports / DAY
+    day = day_folder(ran_once)
     batch = day / "batch.parquet"
     batch.write_bytes(batch.read_bytes() + b"\n")  # no longer the recorded bytes
     again = rerun_monitoring(ran_once)

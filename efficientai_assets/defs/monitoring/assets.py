@@ -2,8 +2,9 @@
 data (Evidently, explicit schema), a WARN check on the drift share, and the retraining audit trail
 (materialized by the drift sensor, ``sensors/drift.py``).
 
-Per partition everything lives in ``<home>/reports/<YYYY-MM-DD>/``: ``batch.parquet`` (the
-validated batch), ``drift.html`` and ``drift.json`` (the report). Where batches come from is in
+Per partition everything lives in the namespace's reports folder, ``<home>/reports/<YYYY-MM-DD>/``
+for the default namespace and ``<home>/reports/namespaces/<namespace>/<YYYY-MM-DD>/`` for any
+other: ``batch.parquet`` (the validated batch), ``drift.html`` and ``drift.json`` (the report). Where batches come from is in
 :mod:`~efficientai_assets.defs.monitoring.sources`, the reference window in
 :mod:`~efficientai_assets.defs.monitoring.reference`.
 """
@@ -40,6 +41,7 @@ from efficientai_assets.names import (
 )
 from resources.dvc.resource import DvcResource
 from resources.evidently.resource import DriftInputError, DriftResult, EvidentlyResource
+from resources.home import default_home
 from resources.mlflow.resource import MlflowResource
 from resources.store_retry import retry_transient_store_errors
 
@@ -54,8 +56,20 @@ REPORT_STEM = "drift"
 daily_partitions = dg.DailyPartitionsDefinition(start_date=MONITORING_START_DATE)
 
 
-def batch_path(evidently: EvidentlyResource, partition_key: str) -> Path:
-    return evidently.partition_dir(partition_key) / BATCH_FILE
+def partition_folder(evidently: EvidentlyResource, namespace: str, partition_key: str) -> Path:
+    """The day's folder of ``namespace``'s reports: under the resource's configured folder when
+    one is set (a code location serves one namespace, so its configured folder is that
+    namespace's), else under the home's folder for that namespace
+    (:meth:`~resources.home.EfficientAIHome.reports_for`): two namespaces on one home never
+    write into one day's folder."""
+    if evidently.reports_dir:
+        return evidently.partition_dir(partition_key)
+    evidently.partition_dir(partition_key)  # refuses a key that is not a plain folder name
+    return default_home().reports_for(namespace) / partition_key
+
+
+def batch_path(evidently: EvidentlyResource, namespace: str, partition_key: str) -> Path:
+    return partition_folder(evidently, namespace, partition_key) / BATCH_FILE
 
 
 # ---- assets ----------------------------------------------------------------------------------
@@ -81,7 +95,11 @@ def inference_batch(
 
     day = context.partition_key
     fingerprint = batch_fingerprint(config, day, mlflow, MONITORING_CODE_VERSION)
-    known = recall_batch(context, fingerprint, batch_path(evidently, day)) if fingerprint else None
+    known = (
+        recall_batch(context, fingerprint, batch_path(evidently, mlflow.project_namespace, day))
+        if fingerprint
+        else None
+    )
     if known is not None:
         return known
     if config.source == "simulator":
@@ -100,7 +118,7 @@ def inference_batch(
     labelled = LABEL_COLUMN in frame.columns and bool(frame[LABEL_COLUMN].notna().any())
     if labelled:
         keep.append(LABEL_COLUMN)
-    path = batch_path(evidently, day)
+    path = batch_path(evidently, mlflow.project_namespace, day)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".tmp")
     frame[keep].to_parquet(tmp, index=False)
@@ -188,10 +206,10 @@ def drift_report(
     dvc: DvcResource,
 ) -> dg.MaterializeResult:
     day = context.partition_key
-    path = batch_path(evidently, day)
+    path = batch_path(evidently, mlflow.project_namespace, day)
     if not path.is_file():
         raise MonitoringError(f"no batch for {day} at {path}: materialize inference_batch first")
-    folder = evidently.partition_dir(day)
+    folder = partition_folder(evidently, mlflow.project_namespace, day)
     fingerprint = drift_fingerprint(path, mlflow, evidently, MONITORING_CODE_VERSION)
     known = recall_drift(context, fingerprint, folder, REPORT_STEM) if fingerprint else None
     if known is not None:
