@@ -18,7 +18,7 @@ export DAGSTER_DISABLE_TELEMETRY := 1
 # dg runs the project in its own .venv; say so, as an activated environment would.
 export VIRTUAL_ENV := $(CURDIR)/$(VENV)
 
-.PHONY: setup run test test-stack lint dev serve ray-up serve-ray ray-down rollback mlflow-ui bench bench-quick clean-home stack-up stack-run stack-status stack-down stack-worker dashboard health backup restore
+.PHONY: setup run test test-quick test-stack lint dev serve ray-up serve-ray ray-down rollback mlflow-ui bench bench-quick clean-home stack-up stack-run stack-status stack-down stack-worker dashboard health backup restore
 
 $(UV):
 	$(PYTHON) -m venv .tools
@@ -30,18 +30,20 @@ $(VENV)/.installed: pyproject.toml uv.lock | $(UV)
 
 setup: $(VENV)/.installed
 
-## run: materialize every asset on the built-in sample with the embedded defaults
+## run: materialize every asset on the built-in sample with the embedded defaults: the pipeline job,
+## the monitoring job for the latest day, then the summary (one process: efficientai_assets.launch)
 run: setup
-	$(PY) -m resources.home > /dev/null
-	$(PY) -m resources.supervise -- $(DG) launch --job efficientai_pipeline
-	$(PY) -m resources.supervise -- $(DG) launch --job monitoring_job --partition "$$($(PY) -m efficientai_assets.summary --latest-day)"
-	$(PY) -m efficientai_assets.summary
+	$(PY) -m resources.supervise --command-recovers -- $(PY) -m efficientai_assets.launch
 
-## test: the test suite on real components (the team stack's end-to-end tier: make test-stack)
+## test: every test on real components, the team stack's end-to-end tier included
 test: setup
+	$(VENV)/bin/pytest
+
+## test-quick: every test but the team stack's end-to-end tier (no stack to start)
+test-quick: setup
 	$(VENV)/bin/pytest -m "not stack"
 
-## test-stack: the team stack's end-to-end tests (PostgreSQL, RabbitMQ, MLflow server, S3 store)
+## test-stack: the team stack's end-to-end tests alone (PostgreSQL, RabbitMQ, MLflow server, S3 store)
 test-stack: setup
 	$(VENV)/bin/pytest -m stack
 

@@ -49,14 +49,25 @@ def _text(value: object) -> str:
     return str(getattr(inner, "path", inner))
 
 
+def latest_day() -> str | None:
+    """The newest complete monitoring partition: the day ``make run`` reports on."""
+    from efficientai_assets.defs.monitoring.assets import daily_partitions
+
+    return daily_partitions.get_last_partition_key()
+
+
 def main() -> None:
     if sys.argv[1:] == ["--latest-day"]:
-        from efficientai_assets.defs.monitoring.assets import daily_partitions
-
-        print(daily_partitions.get_last_partition_key())
+        print(latest_day())
         return
+    print_summary()
+
+
+def print_summary(instance: dg.DagsterInstance | None = None) -> None:
+    """Where each store lives and what the newest materialization of each asset says (from
+    ``instance``, default: ``DAGSTER_HOME``'s)."""
     home = default_home()
-    instance = dg.DagsterInstance.get()
+    instance = instance or dg.DagsterInstance.get()
     print(f"\nefficientai home: {home.root}")
     print(f"  MLflow tracking URI: {home.mlflow_tracking_uri}  (UI: make mlflow-ui)")
     print(f"  DVC registry: {home.data_registry}  remote: {home.dvc_remote}")

@@ -260,8 +260,13 @@ def main(argv: Sequence[str] | None = None) -> None:
 
     dagster_home = os.environ.get("DAGSTER_HOME") or str(default_home().dagster_home)
     with dg.DagsterInstance.from_config(dagster_home) as instance:
-        report = recover(instance, mlflow_from_environment())
-    for line in report.lines():
+        recover_and_report(instance)
+
+
+def recover_and_report(instance: dg.DagsterInstance) -> None:
+    """Recover ``instance`` and the code location's MLflow store; one line per recovered run on
+    stderr."""
+    for line in recover(instance, mlflow_from_environment()).lines():
         print(line, file=sys.stderr)
 
 

@@ -2,14 +2,17 @@
 ``dg launch`` through it) so that a dead run never blocks it and stopping it always stops it.
 
 Before the command starts, dead runs of the home are recovered (``resources.recovery``): their
-pool slots are freed, so the new run never waits on a run whose process died.
+pool slots are freed, so the new run never waits on a run whose process died. A command that
+recovers them itself once it has loaded Dagster (``efficientai_assets.launch``, ``make run``)
+is started with ``--command-recovers``: this process then stays light (no Dagster import) unless
+it has to recover a run it stopped.
 
-While a step waits for a pool slot, an in-process Dagster run neither sleeps nor answers SIGTERM
-or Ctrl-C (Dagster 1.13: the wait loop's interval is ``min(0, ...)``, and the signal is only
-recorded for the next step to raise). So a stop request (SIGTERM, SIGINT, SIGHUP) is passed on
-to the command, and if it has not ended ``GRACE_SECONDS`` later it is killed and its run
-recovered at once (failed, slots freed, MLflow run ended). The command dies with this process
-(``resources.lifetime``), so a ``kill -9`` here leaves no run process behind either.
+While a step waits for a pool slot, an in-process Dagster run does not answer SIGTERM or Ctrl-C
+(Dagster 1.13 records the signal for the next step to raise; the wait itself sleeps with the
+project's executor, ``resources.in_process_executor``). So a stop request (SIGTERM, SIGINT,
+SIGHUP) is passed on to the command, and if it has not ended ``GRACE_SECONDS`` later it is
+killed and its run recovered at once (failed, slots freed, MLflow run ended). The command dies
+with this process (``resources.lifetime``), so a ``kill -9`` here leaves no run process behind.
 """
 
 from __future__ import annotations
@@ -20,27 +23,38 @@ import sys
 import time
 from collections.abc import Sequence
 from types import FrameType
+from typing import TYPE_CHECKING
 
 from resources.lifetime import die_with_parent
+
+if TYPE_CHECKING:
+    from dagster import DagsterInstance
 
 GRACE_SECONDS = 20.0
 _POLL_SECONDS = 0.2
 _STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
 
 
-def _recover() -> None:
-    """Recover dead runs; a failure to do so is reported and never stops the launch."""
+def recover_dead_runs(instance: DagsterInstance | None = None) -> None:
+    """Recover dead runs (of ``instance``, default: ``DAGSTER_HOME``'s); a failure to do so is
+    reported and never stops the launch."""
     try:
-        from resources.recovery import main as recover
+        from resources.recovery import main, recover_and_report
 
-        recover([])
+        if instance is None:
+            main([])
+        else:
+            recover_and_report(instance)
     except Exception as error:
         print(f"supervise: run recovery failed, launching anyway: {error}", file=sys.stderr)
 
 
-def supervise(command: Sequence[str], grace_seconds: float = GRACE_SECONDS) -> int:
+def supervise(
+    command: Sequence[str], grace_seconds: float = GRACE_SECONDS, recover_first: bool = True
+) -> int:
     """Run ``command`` to its end; return its exit status (128 + signal when stopped)."""
-    _recover()
+    if recover_first:
+        recover_dead_runs()
     child = subprocess.Popen(list(command), preexec_fn=die_with_parent())
     requested: list[int] = []
 
@@ -69,18 +83,21 @@ def supervise(command: Sequence[str], grace_seconds: float = GRACE_SECONDS) -> i
         for sig, handler in previous.items():
             signal.signal(sig, handler)
     if requested or child.returncode < 0:
-        _recover()  # the run of a killed command: failed, slots freed, MLflow run ended
+        recover_dead_runs()  # the run of a killed command: failed, slots freed, MLflow run ended
         return 128 + (requested[0] if requested else -child.returncode)
     return int(child.returncode)
 
 
 def main(argv: Sequence[str] | None = None) -> None:
     args = list(sys.argv[1:] if argv is None else argv)
+    recover_first = args[:1] != ["--command-recovers"]
+    if not recover_first:
+        args = args[1:]
     if args[:1] == ["--"]:
         args = args[1:]
     if not args:
-        sys.exit("usage: python -m resources.supervise -- COMMAND [ARGS...]")
-    sys.exit(supervise(args))
+        sys.exit("usage: python -m resources.supervise [--command-recovers] -- COMMAND [ARGS...]")
+    sys.exit(supervise(args, recover_first=recover_first))
 
 
 if __name__ == "__main__":

@@ -118,11 +118,18 @@ def test_resources_know_the_tool_not_the_project() -> None:
     assert leaks == {}
 
 
+# The one exception, pinned to Dagster 1.13.27: its in-process executor's pool wait never sleeps
+# (min(0, ...)), and no public setting changes that; the module re-assembles the executor around
+# a context whose wait sleeps (docs/operations.md, tests/operations/test_pool_wait.py).
+PRIVATE_DAGSTER_ALLOWED = {"resources/in_process_executor.py"}
+
+
 def test_no_private_dagster_import() -> None:
     private = sorted(
         f"{path.relative_to(ROOT)}: {name}"
         for path in [*_modules().values(), *(ROOT / "tests").rglob("*.py")]
         for name in _imported_names(path)
         if name.startswith("dagster._") or name.startswith("dagster_shared")
+        if str(path.relative_to(ROOT)) not in PRIVATE_DAGSTER_ALLOWED
     )
     assert private == []

@@ -100,11 +100,19 @@ def test_the_executor_runs_in_process_unless_a_broker_is_configured(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     monkeypatch.delenv(BROKER_ENV, raising=False)
-    assert executor_from_environment() is dg.in_process_executor
+    from resources.in_process_executor import sleeping_in_process_executor
+
+    # Dagster's in-process executor (same name and config), with a pool wait that sleeps
+    assert executor_from_environment() is sleeping_in_process_executor
+    assert sleeping_in_process_executor.name == dg.in_process_executor.name == "in_process"
     monkeypatch.setenv(BROKER_ENV, "pyamqp://guest:guest@127.0.0.1:5672/x")
     executor = executor_from_environment()
     assert executor.name == "celery"
     assert "guest:guest" not in str(executor.config_schema)  # read from the environment
+    from dagster_celery import core_execution_loop
+
+    # the run loop notices a finished step within a tenth of a second, not a second
+    assert core_execution_loop.TICK_SECONDS == 0.1
 
 
 def test_a_worker_listens_on_every_queue_given() -> None:

@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING
 
 import dagster as dg
 
+from efficientai_assets.defs.data.memo import INPUT_FINGERPRINT
 from efficientai_assets.defs.serving.bentos import (
     bento_for_version,
     bento_metadata,
@@ -35,6 +36,11 @@ from efficientai_assets.defs.serving.ray_backend import (
     RayServeSettings,
     check_cluster,
     deploy_record,
+)
+from efficientai_assets.defs.serving.recall import (
+    bento_fingerprint,
+    recall_bento,
+    recall_deployment,
 )
 from efficientai_assets.defs.serving.rollout import (
     Candidate,
@@ -90,11 +96,22 @@ def model_bento(
     bentoml: BentoMLResource,
     hardware: HardwareResource,
 ) -> dg.MaterializeResult:
+    recalled = recall_bento(context, mlflow, bentoml, SERVING_CODE_VERSION)
+    if recalled is not None:
+        return recalled  # the bento a build would reuse: nothing to load, no gate to ask
     gate = enforce_heavy_gate(context, hardware)
     name = mlflow.model_name(MODEL_NAME)
     champion = mlflow.version_for_alias(name, CHAMPION_ALIAS)
     if champion is None:
         raise dg.Failure(f"{name} has no '{CHAMPION_ALIAS}' version: materialize {CHAMPION_ASSET}")
+    fingerprint = bento_fingerprint(
+        bentoml,
+        name,
+        str(champion.version),
+        str(champion.run_id or ""),
+        dict(champion.tags),
+        SERVING_CODE_VERSION,
+    )
     info = build_bento_for_version(mlflow, bentoml, champion)
     context.log.info(
         "%s bento %s for %s version %s",
@@ -111,6 +128,7 @@ def model_bento(
             "model_version": dg.MetadataValue.text(str(champion.version)),
             "data_md5": info.labels.get("data_md5", ""),
             "git_sha": info.labels.get("git_sha", ""),
+            INPUT_FINGERPRINT: dg.MetadataValue.text(fingerprint),
             **gate.to_metadata(),
         },
     )
@@ -200,6 +218,9 @@ def deployment(
     mlflow: MlflowResource,
     bentoml: BentoMLResource,
 ) -> dg.MaterializeResult:
+    recalled = recall_deployment(context, config, mlflow, bentoml)
+    if recalled is not None:
+        return recalled  # a plain deploy of what is already served alone: the record stands
     request = config.to_request()
     name = mlflow.model_name(MODEL_NAME)
     client = mlflow.client()
