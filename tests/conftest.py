@@ -79,6 +79,16 @@ def make_home(root: Path) -> EfficientAIHome:
     return home
 
 
+@pytest.fixture(autouse=True, scope="module")
+def environment_restored_after_each_module() -> Iterator[None]:
+    """Whatever a test module sets in the environment (a stack's URLs, a Ray address) is gone
+    before the next module starts: one module's services must not become another's defaults."""
+    saved = dict(os.environ)
+    yield
+    os.environ.clear()
+    os.environ.update(saved)
+
+
 @pytest.fixture
 def home_factory(tmp_path: Path) -> Iterator[HomeFactory]:
     """Fresh, isolated homes (each with its own Dagster instance) for tests that change state."""

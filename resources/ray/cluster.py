@@ -127,7 +127,9 @@ def connect(address: str, namespace: str) -> None:
 
     check_reachable(address)
     if ray.is_initialized():
-        return
+        if ray.get_runtime_context().gcs_address == address:
+            return
+        ray.shutdown()  # connected to another cluster (one stopped since): leave it first
     ray.init(
         address=address,
         namespace=namespace,

@@ -73,19 +73,24 @@ def step_errors(stack: Stack, run_id: str) -> str:
 
     import dagster as dg
 
+    saved = dict(os.environ)  # the stack's variables only while its storage is read
     os.environ.update(stack.client_env(secrets=False))
-    with dg.DagsterInstance.from_config(str(stack.paths.dagster_home)) as instance:
-        records = instance.all_logs(run_id, of_type=dg.DagsterEventType.STEP_FAILURE)
-        failures = [
-            f"{record.step_key}: {record.dagster_event.step_failure_data.error.message.strip()}"
-            for record in records
-            if record.dagster_event is not None
-            and record.dagster_event.step_failure_data is not None
-            and record.dagster_event.step_failure_data.error is not None
-        ]
-        if not failures:
-            records = instance.all_logs(run_id, of_type=dg.DagsterEventType.RUN_FAILURE)
-            failures = [record.message for record in records if record.message]
+    try:
+        with dg.DagsterInstance.from_config(str(stack.paths.dagster_home)) as instance:
+            records = instance.all_logs(run_id, of_type=dg.DagsterEventType.STEP_FAILURE)
+            failures = [
+                f"{record.step_key}: {record.dagster_event.step_failure_data.error.message.strip()}"
+                for record in records
+                if record.dagster_event is not None
+                and record.dagster_event.step_failure_data is not None
+                and record.dagster_event.step_failure_data.error is not None
+            ]
+            if not failures:
+                records = instance.all_logs(run_id, of_type=dg.DagsterEventType.RUN_FAILURE)
+                failures = [record.message for record in records if record.message]
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
     return "; ".join(failures) or "no step failure recorded"
 
 

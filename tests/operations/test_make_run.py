@@ -93,7 +93,12 @@ def memoized_steps(home: EfficientAIHome, run_id: str) -> dict[str, bool]:
 
 def test_the_makefile_runs_make_runs_work_in_one_supervised_process() -> None:
     shown = subprocess.run(
-        ["make", "-n", "run"], cwd=ROOT, capture_output=True, text=True, timeout=60, check=True
+        ["make", "--no-print-directory", "-n", "run"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
     ).stdout
     assert "-m resources.supervise --command-recovers -- " in shown
     assert shown.rstrip().endswith("-m efficientai_assets.launch")

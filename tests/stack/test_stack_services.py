@@ -8,6 +8,7 @@ machine's PostgreSQL or RabbitMQ does not answer.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -72,9 +73,18 @@ def pipeline_run(stack: Stack) -> str:
     return run_id
 
 
-def _instance(stack: Stack) -> dg.DagsterInstance:
+@contextlib.contextmanager
+def _instance(stack: Stack) -> Iterator[dg.DagsterInstance]:
+    """The stack's Dagster instance, with the stack's variables set only while it is open: they
+    must not leak into the tests that run after this module."""
+    saved = dict(os.environ)
     os.environ.update(stack.client_env(secrets=False))
-    return dg.DagsterInstance.from_config(str(stack.paths.dagster_home))
+    try:
+        with dg.DagsterInstance.from_config(str(stack.paths.dagster_home)) as instance:
+            yield instance
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
 
 
 def _mlflow(stack: Stack, user: str = PIPELINE_USER, password: str | None = None) -> MlflowResource:
