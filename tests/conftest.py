@@ -134,6 +134,29 @@ def trained_pipeline(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Pipel
         yield pipeline
 
 
+@contextlib.contextmanager
+def throwaway_postgres_databases(prefix: str, *roles: str) -> Iterator[dict[str, str]]:
+    """Empty databases on the machine's PostgreSQL (``role`` → URL), dropped afterwards; the test
+    is skipped, with the reason, where no server answers. Made by the stack's own helpers."""
+    import uuid
+
+    from resources.stack import backing
+    from resources.stack.processes import StackError
+    from resources.stack.settings import postgres_server_url
+
+    server = postgres_server_url()
+    suffix = uuid.uuid4().hex[:8]
+    names = {role: f"{prefix}_{role}_{suffix}" for role in roles}
+    try:
+        backing.create_databases(server, names)
+    except StackError as error:
+        pytest.skip(str(error))
+    try:
+        yield {role: backing.database_url(server, name) for role, name in names.items()}
+    finally:
+        backing.drop_databases(server, names)
+
+
 def dvc_cloud_status(registry: Path) -> dict[str, Any]:
     """``dvc status --cloud`` as the DVC command line reports it: empty when all is pushed."""
     completed = subprocess.run(

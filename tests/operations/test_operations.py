@@ -25,7 +25,12 @@ from pathlib import Path
 
 import dagster as dg
 import pytest
-from conftest import make_home, resources_for_tests, training_run_config
+from conftest import (
+    make_home,
+    resources_for_tests,
+    throwaway_postgres_databases,
+    training_run_config,
+)
 from test_dashboard import dashboard_env, free_port, pipeline_assets
 
 from resources.home import DEFAULT_NAMESPACE, EfficientAIHome
@@ -359,42 +364,13 @@ def test_backup_refuses_when_the_dvc_remote_lacks_a_version_the_registry_referen
 
 # -- the team stack's databases -------------------------------------------------------------------
 
-SERVER = "postgresql://postgres@127.0.0.1:5432"
-
-
-def _admin(statement: str) -> None:
-    import psycopg2
-
-    connection = psycopg2.connect(f"{SERVER}/postgres", connect_timeout=3)
-    connection.autocommit = True
-    try:
-        with connection.cursor() as cursor:
-            cursor.execute(statement)
-    finally:
-        connection.close()
-
 
 @pytest.fixture
 def databases() -> Iterator[dict[str, str]]:
     """Four empty databases: Dagster's and MLflow's of a source home and of a restored one."""
-    import uuid
-
-    import psycopg2
-
-    try:
-        _admin("SELECT 1")
-    except psycopg2.OperationalError as error:
-        pytest.skip(f"no PostgreSQL server at {SERVER}: {error}")
-    suffix = uuid.uuid4().hex[:8]
-    names = {
-        role: f"efficientai_ops_{role}_{suffix}"
-        for role in ("dagster", "mlflow", "dagster_new", "mlflow_new")
-    }
-    for name in names.values():
-        _admin(f"CREATE DATABASE {name}")
-    yield {role: f"{SERVER}/{name}" for role, name in names.items()}
-    for name in names.values():
-        _admin(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+    roles = ("dagster", "mlflow", "dagster_new", "mlflow_new")
+    with throwaway_postgres_databases("efficientai_ops", *roles) as urls:
+        yield urls
 
 
 def test_postgres_stores_are_dumped_and_restored_into_empty_databases_only(
