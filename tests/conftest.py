@@ -134,6 +134,28 @@ def trained_pipeline(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Pipel
         yield pipeline
 
 
+def home_env(home: EfficientAIHome, **extra: str) -> dict[str, str]:
+    """The environment ``make`` gives its commands, pointed at ``home`` (for child processes
+    that run the project's commands the way a user does)."""
+    env = {
+        key: value
+        for key, value in os.environ.items()
+        if not key.startswith(("EFFICIENTAI_", "DAGSTER_HOME", "BENTOML_HOME"))
+    }
+    env.update(
+        EFFICIENTAI_HOME=str(home.root),
+        DAGSTER_HOME=str(home.dagster_home),
+        BENTOML_HOME=str(home.bentoml_home),
+        MLFLOW_HTTP_REQUEST_MAX_RETRIES="0",
+        MLFLOW_ALLOW_PICKLE_DESERIALIZATION="false",
+        DAGSTER_DISABLE_TELEMETRY="1",
+        DVC_NO_ANALYTICS="1",
+        VIRTUAL_ENV=str(Path(sys.executable).parent.parent),
+        **extra,
+    )
+    return env
+
+
 @contextlib.contextmanager
 def throwaway_postgres_databases(prefix: str, *roles: str) -> Iterator[dict[str, str]]:
     """Empty databases on the machine's PostgreSQL (``role`` → URL), dropped afterwards; the test

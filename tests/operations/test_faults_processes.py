@@ -23,7 +23,7 @@ from typing import Any
 import dagster as dg
 import psutil
 import pytest
-from conftest import FAST_TRAINING, make_home
+from conftest import FAST_TRAINING, home_env, make_home
 
 from resources.home import EfficientAIHome
 from resources.mlflow.resource import MlflowResource
@@ -74,27 +74,6 @@ HOLDER = textwrap.dedent(
     sys.exit(0 if result.success else 1)
     """
 )
-
-
-def home_env(home: EfficientAIHome, **extra: str) -> dict[str, str]:
-    """The environment ``make`` gives a command, pointed at ``home``."""
-    env = {
-        key: value
-        for key, value in os.environ.items()
-        if not key.startswith(("EFFICIENTAI_", "DAGSTER_HOME", "BENTOML_HOME"))
-    }
-    env.update(
-        EFFICIENTAI_HOME=str(home.root),
-        DAGSTER_HOME=str(home.dagster_home),
-        BENTOML_HOME=str(home.bentoml_home),
-        MLFLOW_HTTP_REQUEST_MAX_RETRIES="0",
-        MLFLOW_ALLOW_PICKLE_DESERIALIZATION="false",
-        DAGSTER_DISABLE_TELEMETRY="1",
-        DVC_NO_ANALYTICS="1",
-        VIRTUAL_ENV=str(BIN.parent),
-        **extra,
-    )
-    return env
 
 
 def wait_for(condition: Callable[[], Any], timeout: float, what: str, every: float = 0.5) -> Any:

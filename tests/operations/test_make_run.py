@@ -5,7 +5,6 @@ remote, MLX training, ``bentoml build``).
 """
 
 import json
-import os
 import subprocess
 import sys
 from collections.abc import Mapping
@@ -13,7 +12,7 @@ from pathlib import Path
 
 import dagster as dg
 import pytest
-from conftest import make_home
+from conftest import home_env, make_home
 
 from efficientai_assets.names import MONITORING_JOB, PIPELINE_JOB
 from efficientai_assets.summary import latest_day
@@ -39,26 +38,6 @@ RELAXED_GATE = {
 }
 RUN = [sys.executable, "-m", "resources.supervise", "--command-recovers", "--"]
 LAUNCH = [sys.executable, "-m", "efficientai_assets.launch"]
-
-
-def home_env(home: EfficientAIHome) -> dict[str, str]:
-    """The environment ``make`` gives its commands, pointed at ``home``."""
-    env = {
-        key: value
-        for key, value in os.environ.items()
-        if not key.startswith(("EFFICIENTAI_", "DAGSTER_HOME", "BENTOML_HOME"))
-    }
-    env.update(
-        EFFICIENTAI_HOME=str(home.root),
-        DAGSTER_HOME=str(home.dagster_home),
-        BENTOML_HOME=str(home.bentoml_home),
-        MLFLOW_HTTP_REQUEST_MAX_RETRIES="0",
-        MLFLOW_ALLOW_PICKLE_DESERIALIZATION="false",
-        DAGSTER_DISABLE_TELEMETRY="1",
-        DVC_NO_ANALYTICS="1",
-        VIRTUAL_ENV=str(BIN.parent),
-    )
-    return env
 
 
 def make_run(

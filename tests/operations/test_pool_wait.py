@@ -7,7 +7,6 @@ and holds it until told to finish, and a waiter launched by ``dagster job execut
 read from the kernel over a few seconds while it is queued for the slot.
 """
 
-import os
 import subprocess
 import sys
 import textwrap
@@ -19,7 +18,7 @@ from typing import Any
 import dagster as dg
 import psutil
 import pytest
-from conftest import make_home
+from conftest import home_env, make_home
 
 from resources.home import EfficientAIHome
 
@@ -69,21 +68,6 @@ WAITER = textwrap.dedent(
 )
 
 
-def home_env(home: EfficientAIHome) -> dict[str, str]:
-    env = {
-        key: value
-        for key, value in os.environ.items()
-        if not key.startswith(("EFFICIENTAI_", "DAGSTER_HOME", "BENTOML_HOME"))
-    }
-    env.update(
-        EFFICIENTAI_HOME=str(home.root),
-        DAGSTER_HOME=str(home.dagster_home),
-        DAGSTER_DISABLE_TELEMETRY="1",
-        PYTHONPATH=str(ROOT),
-    )
-    return env
-
-
 def wait_for(condition: Callable[[], Any], timeout: float, what: str) -> Any:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -121,7 +105,7 @@ def core_share_while_waiting(
     holder_program.write_text(HOLDER)
     waiter_program.write_text(WAITER.format(executor=executor))
     marker, release = tmp_path / f"{name}.marker", tmp_path / f"{name}.release"
-    env = home_env(home)
+    env = home_env(home, PYTHONPATH=str(ROOT))
     holder = subprocess.Popen(
         [sys.executable, str(holder_program), str(marker), str(release)], env=env, cwd=ROOT
     )
