@@ -100,6 +100,7 @@ def up(
         for name, managed in started.items():
             stack.wait_ready(name, managed)
         ensure_mlflow_user(stack, PIPELINE_USER, credentials[MLFLOW_PASSWORD_ENV])
+        warm_tracking_server(stack, PIPELINE_USER, credentials[MLFLOW_PASSWORD_ENV])
     except BaseException:
         stop_processes(stack)  # no half-started stack: `up` again after fixing the cause
         raise
@@ -154,6 +155,33 @@ def ensure_mlflow_user(stack: Stack, username: str, password: str) -> None:
                 f"could not create MLflow user {username!r} at {stack.tracking_uri}: "
                 f"HTTP {created.status_code}"
             )
+
+
+# One read per store the tracking server opens lazily: the tracking and registry stores (their
+# database engines) and the artifact proxy (its S3 client). Each costs a second or more the first
+# time; asked here, no step of the first run waits for it.
+_WARM_UP_READS: tuple[tuple[str, dict[str, str]], ...] = (
+    ("/api/2.0/mlflow/experiments/get-by-name", {"experiment_name": "Default"}),
+    ("/api/2.0/mlflow/registered-models/search", {"max_results": "1"}),
+    ("/api/2.0/mlflow/model-versions/search", {"max_results": "1"}),
+    ("/api/2.0/mlflow-artifacts/artifacts", {}),
+)
+
+
+def warm_tracking_server(stack: Stack, username: str, password: str) -> list[str]:
+    """Ask the tracking server one read of each store as ``username``; returns the reads that
+    did not answer 200 (the server still serves: a later request retries the store)."""
+    failed: list[str] = []
+    with httpx.Client(auth=(username, password), timeout=60) as client:
+        for path, params in _WARM_UP_READS:
+            try:
+                status = client.get(f"{stack.tracking_uri}{path}", params=params).status_code
+            except httpx.HTTPError as error:
+                failed.append(f"{path}: {type(error).__name__}")
+                continue
+            if status != 200:
+                failed.append(f"{path}: HTTP {status}")
+    return failed
 
 
 def stop_processes(stack: Stack) -> list[str]:

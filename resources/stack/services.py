@@ -166,6 +166,10 @@ class Stack:
             MLFLOW_AUTH_ADMIN_PASSWORD=credentials[MLFLOW_ADMIN_PASSWORD_ENV],
             MLFLOW_FLASK_SERVER_SECRET_KEY=credentials[MLFLOW_SECRET_KEY_ENV],
             MLFLOW_S3_ENDPOINT_URL=self.s3_endpoint,
+            # MLflow 3 starts a job runner next to the server (Huey consumers for GenAI scorers and
+            # trace roll-ups, which this stack does not use); idle, it polled its queue at about
+            # 40% of a core, a fifth of this 2-core machine, slowing every step beside it.
+            MLFLOW_SERVER_ENABLE_JOB_EXECUTION="false",
         )
         backend = backing.database_url(
             postgres_server_url(), self.state.databases["mlflow"], "psycopg2"

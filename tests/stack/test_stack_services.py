@@ -152,6 +152,27 @@ def test_monitoring_day_runs_on_the_stack_after_the_pipeline(
     assert event is not None and event.run_id == run_id
 
 
+def test_a_started_stack_is_warm_and_its_tracking_server_runs_no_job_runner(stack: Stack) -> None:
+    import psutil
+
+    running = stack.running()
+    for name in ("worker-light", "worker-heavy"):
+        managed = running[name]
+        assert managed is not None
+        # loaded before "ready": no step waits for the code location or MLflow's import
+        log = managed.log_text()
+        assert "worker warm-up: imported efficientai_assets.definitions" in log
+        assert log.index("worker warm-up") < log.index(" ready.")
+    password = load_credentials(stack.paths)[MLFLOW_PASSWORD_ENV]
+    assert lifecycle.warm_tracking_server(stack, PIPELINE_USER, password) == []
+    server = running["mlflow"]
+    assert server is not None
+    tree = [psutil.Process(server.pid), *psutil.Process(server.pid).children(recursive=True)]
+    commands = [" ".join(process.cmdline()) for process in tree]
+    assert any("uvicorn" in c or "mlflow" in c for c in commands)
+    assert not any("huey" in c for c in commands), commands
+
+
 def test_wrong_password_is_refused_with_401_naming_user_and_uri_not_the_password(
     stack: Stack,
 ) -> None:

@@ -15,7 +15,7 @@ import dagster as dg
 import pytest
 
 from resources.home import EfficientAIHome
-from resources.stack import backing
+from resources.stack import backing, warmup
 from resources.stack.configs import DAGSTER_POSTGRES_URL_ENV, write_dagster_yaml
 from resources.stack.executor import executor_from_environment
 from resources.stack.processes import StackError, port_open
@@ -119,6 +119,33 @@ def test_a_worker_listens_on_every_queue_given() -> None:
     command = worker_command("w", ("dagster", "heavy"))
     queues = command[command.index("-Q") + 1]
     assert queues == "dagster,heavy" and command.count("-Q") == 1
+
+
+def test_a_worker_warm_up_reports_a_module_it_cannot_import_and_goes_on() -> None:
+    results = warmup.preload(["json", "efficientai_no_such_module", "csv"])
+    assert [r.module for r in results] == ["json", "efficientai_no_such_module", "csv"]
+    assert results[0].error is None and results[2].error is None
+    assert results[1].error is not None and "efficientai_no_such_module" in results[1].error
+
+
+def test_the_worker_preload_list_comes_from_the_environment(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.delenv(warmup.PRELOAD_ENV, raising=False)
+    assert warmup.preload_modules()[0] == "efficientai_assets.definitions"
+    monkeypatch.setenv(warmup.PRELOAD_ENV, " pandas, mlflow ,")
+    assert warmup.preload_modules() == ("pandas", "mlflow")
+    monkeypatch.setenv(warmup.PRELOAD_ENV, "")
+    assert warmup.preload_modules() == ()
+
+
+def test_every_default_preload_module_imports_here() -> None:
+    """The default list names real modules of this environment (a rename would otherwise only
+    show as a warning in a worker's log)."""
+    import importlib.util
+
+    missing = [m for m in warmup.DEFAULT_PRELOAD if importlib.util.find_spec(m) is None]
+    assert missing == []
 
 
 def test_joining_without_the_stack_variables_names_the_missing_ones(tmp_path: Path) -> None:
