@@ -35,9 +35,12 @@ setup: $(VENV)/.installed
 run: setup
 	$(PY) -m resources.supervise --command-recovers -- $(PY) -m efficientai_assets.launch
 
-## test: every test on real components, the team stack's end-to-end tier included
+## test: every test on real components, the team stack's end-to-end tier included; that tier runs
+## in a pytest process of its own, so the services it starts never share a process with the state
+## (Ray clients, MLX, threads) that the hundreds of tests before it leave behind
 test: setup
-	$(VENV)/bin/pytest
+	$(VENV)/bin/pytest -m "not stack"
+	$(VENV)/bin/pytest -m stack
 
 ## test-quick: every test but the team stack's end-to-end tier (no stack to start)
 test-quick: setup
