@@ -167,8 +167,8 @@ class Stack:
             MLFLOW_FLASK_SERVER_SECRET_KEY=credentials[MLFLOW_SECRET_KEY_ENV],
             MLFLOW_S3_ENDPOINT_URL=self.s3_endpoint,
             # MLflow 3 starts a job runner next to the server (Huey consumers for GenAI scorers and
-            # trace roll-ups, which this stack does not use); idle, it polled its queue at about
-            # 40% of a core, a fifth of this 2-core machine, slowing every step beside it.
+            # trace roll-ups, which this stack does not use); during a pipeline run it took about
+            # 45% of a core, slowing every step beside it on a 2-core machine.
             MLFLOW_SERVER_ENABLE_JOB_EXECUTION="false",
         )
         backend = backing.database_url(

@@ -24,7 +24,8 @@ PRELOAD_ENV = "EFFICIENTAI_WORKER_PRELOAD"
 
 # The code location first (every step reconstructs its job from it) and the storage every step
 # writes its events to, then what the steps import lazily: the sample's loader, the data formats,
-# DVC and its S3 filesystem, MLflow's client and model flavour. Training itself runs in a child process, so MLX is not among them.
+# DVC and its S3 filesystem, MLflow's client and model flavour. Training itself runs in a child
+# process, so MLX is not among them.
 DEFAULT_PRELOAD = (
     "efficientai_assets.definitions",
     "dagster_postgres",
@@ -60,14 +61,12 @@ def preload(modules: Iterable[str]) -> list[Preloaded]:
     results: list[Preloaded] = []
     for module in modules:
         started = time.perf_counter()
+        error: str | None = None
         try:
             importlib.import_module(module)
-        except Exception as error:  # a worker must start without an optional module
-            results.append(
-                Preloaded(module, time.perf_counter() - started, f"{type(error).__name__}: {error}")
-            )
-        else:
-            results.append(Preloaded(module, time.perf_counter() - started))
+        except Exception as failure:  # a worker must start without an optional module
+            error = f"{type(failure).__name__}: {failure}"
+        results.append(Preloaded(module, time.perf_counter() - started, error))
     return results
 
 
